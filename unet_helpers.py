@@ -6,9 +6,12 @@ code backend-neutral; TensorFlow is the backend the course ships and tests.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 from keras import layers
+from PIL import Image
 
 # --------------------------------------------------------------------------------------------------
 # Model: blocks and build_unet (lessons 01-03)
@@ -124,24 +127,14 @@ def training_setup(n_classes):
     one-hot vectors), metrics accuracy and mean IoU over the K classes.
     """
     check_unet_config((16, 16, 1), n_classes, 1, 1)
-    if n_classes == 1:
-        return {
-            "activation": "sigmoid",
-            "loss": keras.losses.BinaryCrossentropy(),
-            "metrics": [
-                keras.metrics.BinaryAccuracy(name="accuracy"),
-                keras.metrics.BinaryIoU(target_class_ids=[1], threshold=0.5, name="iou"),
-            ],
-        }
     return {
-        "activation": "softmax",
-        "loss": keras.losses.SparseCategoricalCrossentropy(),
-        "metrics": [
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.MeanIoU(
-                num_classes=n_classes, sparse_y_true=True, sparse_y_pred=False, name="mean_iou"
-            ),
-        ],
+        "activation": head_activation(n_classes),
+        "loss": (
+            keras.losses.BinaryCrossentropy()
+            if n_classes == 1
+            else keras.losses.SparseCategoricalCrossentropy()
+        ),
+        "metrics": segmentation_metrics(n_classes),
     }
 
 
@@ -269,3 +262,943 @@ def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1, ax=Non
     ax.axis("off")
     ax.set_title(f"U-Net, depth {depth}, base {base_filters} filters")
     return ax
+
+
+# --------------------------------------------------------------------------------------------------
+# Data: synthetic generator, loader, split, pictures (lessons 04-05)
+# --------------------------------------------------------------------------------------------------
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: Masks must be lossless: JPEG compression blurs edges and invents class ids that do not exist.
+MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
+LAYOUT_HELP = (
+    "expected layout: <directory>/images/<stem>.png and <directory>/masks/<stem>.png, "
+    "same stem for an image and its mask (see data/README.md)"
+)
+#: Synthetic classes: 0 background, then one name per object class.
+SYNTHETIC_CLASS_NAMES = {
+    "binary": ["background", "object"],
+    "multiclass": ["background", "ellipse", "rectangle", "triangle"],
+}
+
+
+def _shape_distance(kind, rows, cols, center, radii, angle, rng):
+    """Signed distance in pixels (positive inside) of a rotated shape, on the given grids."""
+    dy, dx = rows - center[0], cols - center[1]
+    cos, sin = np.cos(angle), np.sin(angle)
+    u, v = dx * cos + dy * sin, -dx * sin + dy * cos
+    if kind == "rectangle":
+        return np.minimum(radii[0] - np.abs(u), radii[1] - np.abs(v))
+    if kind == "triangle":
+        corner_angles = angle + np.array([0.0, 2.0, 4.0]) * np.pi / 3 + rng.uniform(-0.3, 0.3, 3)
+        corners = (
+            radii[0]
+            * rng.uniform(0.85, 1.15, 3)[:, None]
+            * np.stack([np.sin(corner_angles), np.cos(corner_angles)], axis=1)
+        )
+        distance = np.full(rows.shape, np.inf)
+        for i in range(3):
+            (y0, x0), (y1, x1) = corners[i], corners[(i + 1) % 3]
+            length = np.hypot(y1 - y0, x1 - x0)
+            # Positive on the inner side of each edge: the corners go round by increasing angle.
+            edge = ((x1 - x0) * (dy - y0) - (y1 - y0) * (dx - x0)) / length
+            distance = np.minimum(distance, edge)
+        return distance
+    # Ellipse, or a blob: an ellipse whose radius wobbles with the angle.
+    wobble = 1.0
+    if kind == "blob":
+        lobes, phase, depth = rng.integers(2, 6), rng.uniform(0, 2 * np.pi), rng.uniform(0.05, 0.2)
+        wobble = 1.0 + depth * np.sin(lobes * np.arctan2(v, u) + phase)
+    rho = np.hypot(u / radii[0], v / radii[1]) / wobble
+    return (1.0 - rho) * min(radii)
+
+
+def _smooth_noise(rng, size, grid):
+    """Smooth random field in [-1, 1]: a ``grid`` x ``grid`` random image, resized bicubically."""
+    coarse = rng.uniform(-1.0, 1.0, (grid, grid)).astype(np.float32)
+    picture = Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(picture), -1.0, 1.0)
+
+
+def _synthetic_objects(task, rng, size):
+    """One image's objects: ``(class_id, kind, center, radii, angle, colour)`` tuples."""
+    objects = []
+    if rng.random() < 0.05:  # some images hold no object at all
+        return objects
+    if task == "binary":
+        plan = [(1, "blob", 4.0, 26.0)] * int(rng.integers(1, 9))
+    else:
+        plan = (
+            [(1, "ellipse", 17.0, 33.0)] * int(rng.integers(1, 3))
+            + [(2, "rectangle", 8.0, 18.0)] * int(rng.integers(1, 5))
+            + [(3, "triangle", 6.0, 11.0)] * int(rng.integers(2, 7))
+        )
+    base_colours = {
+        "blob": (0.78, 0.70, 0.55),
+        "ellipse": (0.80, 0.42, 0.30),
+        "rectangle": (0.35, 0.68, 0.40),
+        "triangle": (0.45, 0.62, 0.95),
+    }
+    previous = None
+    for class_id, kind, smallest, largest in plan:
+        radius = np.exp(rng.uniform(np.log(smallest), np.log(largest)))  # many small, few large
+        radii = (radius, radius * rng.uniform(0.55, 1.0))
+        if previous is not None and rng.random() < 0.3:  # touch the previous object
+            direction = rng.uniform(0, 2 * np.pi)
+            reach = 0.9 * (previous[1] + radii[1])
+            center = previous[0] + reach * np.array([np.sin(direction), np.cos(direction)])
+        else:  # anywhere, including partly outside the image
+            center = rng.uniform(-0.3 * radius, size + 0.3 * radius, 2)
+        colour = np.array(base_colours[kind]) * rng.uniform(0.85, 1.1) + rng.uniform(-0.06, 0.06, 3)
+        colour += rng.uniform(0.0, 0.35) * (colour.mean() - colour)  # some objects look greyer
+        objects.append((class_id, kind, center, radii, rng.uniform(0, np.pi), colour))
+        previous = (center, radii[0])
+    return objects
+
+
+def synthetic_pair(task="binary", image_size=128, rng=None):
+    """One synthetic ``(image uint8 (H, W, 3), mask uint8 (H, W) of class ids)`` pair."""
+    rng = np.random.default_rng(rng)
+    size = image_size
+    background = rng.uniform(0.22, 0.42) + rng.uniform(-0.04, 0.04, 3)
+    texture = 0.25 * _smooth_noise(rng, size, 5) + 0.15 * _smooth_noise(rng, size, 24)
+    image = np.clip(background * (1.0 + texture)[..., None], 0.0, 1.0)
+    mask = np.zeros((size, size), np.uint8)
+    for class_id, kind, center, radii, angle, colour in _synthetic_objects(task, rng, size):
+        reach = radii[0] * 1.2 + 2
+        top, bottom = max(int(center[0] - reach), 0), min(int(center[0] + reach) + 1, size)
+        left, right = max(int(center[1] - reach), 0), min(int(center[1] + reach) + 1, size)
+        if top >= bottom or left >= right:
+            continue
+        rows, cols = np.mgrid[top:bottom, left:right].astype(np.float32)
+        distance = _shape_distance(kind, rows, cols, center, radii, angle, rng)
+        # One soft pixel at the edge; slightly see-through, so the background texture shows.
+        coverage = np.clip(distance + 0.5, 0.0, 1.0)[..., None] * rng.uniform(0.8, 1.0)
+        shading = 1.0 + 0.08 * rng.standard_normal()
+        region = image[top:bottom, left:right]
+        image[top:bottom, left:right] = region * (1 - coverage) + colour * shading * coverage
+        mask[top:bottom, left:right][distance >= 0] = class_id
+    # Uneven illumination: a smooth brightness gradient in a random direction.
+    direction = rng.uniform(0, 2 * np.pi)
+    rows, cols = np.mgrid[0:size, 0:size] / (size - 1) - 0.5
+    gradient = 1.0 + rng.uniform(0.2, 0.5) * (rows * np.sin(direction) + cols * np.cos(direction))
+    image = image * gradient[..., None] * (1.0 + 0.06 * _smooth_noise(rng, size, 48))[..., None]
+    image = image + rng.uniform(0.02, 0.05) * rng.standard_normal(image.shape)
+    return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8), mask
+
+
+def _dataset_files(directory):
+    """Non-hidden files anywhere under ``directory``."""
+    return [
+        path
+        for path in Path(directory).rglob("*")
+        if path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(directory).parts)
+    ]
+
+
+def make_synthetic_dataset(
+    directory, task="binary", n_images=400, image_size=128, seed=0, overwrite=False
+):
+    """Write a seeded synthetic data set (``images/`` and ``masks/`` PNGs); return its folder.
+
+    ``task="binary"``: blobs, masks stored as 0/255. ``task="multiclass"``: ellipses (1),
+    rectangles (2) and small, rare triangles (3) on background (0), masks store the class ids.
+    """
+    if task not in SYNTHETIC_CLASS_NAMES:
+        raise ValueError(f"task must be 'binary' or 'multiclass'; got {task!r}.")
+    if not isinstance(n_images, (int, np.integer)) or n_images < 1:
+        raise ValueError(f"n_images must be a whole number >= 1; got {n_images!r}.")
+    directory = Path(directory)
+    image_folder, mask_folder = directory / "images", directory / "masks"
+    if directory.exists() and _dataset_files(directory):
+        if not overwrite:
+            raise FileExistsError(
+                f"{directory.as_posix()} is not empty: pass overwrite=True to replace its "
+                f"images/ and masks/ PNG files, or choose another directory."
+            )
+        for folder in (image_folder, mask_folder):
+            for path in folder.glob("*.png"):
+                path.unlink()
+    image_folder.mkdir(parents=True, exist_ok=True)
+    mask_folder.mkdir(parents=True, exist_ok=True)
+    progress = keras.utils.Progbar(n_images, unit_name="image") if n_images > 200 else None
+    digits = max(4, len(str(n_images - 1)))
+    for index in range(n_images):
+        # One generator per image: image i is the same whatever n_images is.
+        image, mask = synthetic_pair(task, image_size, np.random.default_rng([seed, index]))
+        stem = f"sample_{index:0{digits}d}"
+        Image.fromarray(image).save(image_folder / f"{stem}.png")
+        Image.fromarray(mask * 255 if task == "binary" else mask).save(mask_folder / f"{stem}.png")
+        if progress is not None and ((index + 1) % 50 == 0 or index + 1 == n_images):
+            progress.update(index + 1)
+    return directory
+
+
+def _paired_stems(directory):
+    """Stems that have both a file in ``images/`` and one in ``masks/``."""
+    stems = {}
+    for folder in ("images", "masks"):
+        path = Path(directory) / folder
+        found = path.iterdir() if path.is_dir() else []
+        stems[folder] = {p.stem for p in found if p.is_file() and not p.name.startswith(".")}
+    return stems["images"] & stems["masks"], stems["images"]
+
+
+def ensure_dataset(directory, task="binary", **generator_kwargs):
+    """Generate the synthetic set in ``directory`` unless it already holds images; return it."""
+    directory = Path(directory)
+    pairs, images = _paired_stems(directory)
+    if images:
+        print(f"Found {len(pairs)} image/mask pairs in {directory.as_posix()}")
+        return directory
+    make_synthetic_dataset(directory, task=task, **generator_kwargs)
+    pairs, _ = _paired_stems(directory)
+    print(f"Generated {len(pairs)} synthetic {task} image/mask pairs in {directory.as_posix()}")
+    return directory
+
+
+def _names(names, cap=20):
+    """``a, b, c and N more``: a readable list of at most ``cap`` names."""
+    names = list(names)
+    text = ", ".join(str(name) for name in names[:cap])
+    return text + (f" and {len(names) - cap} more" if len(names) > cap else "")
+
+
+def _values_text(values, cap=12):
+    """A set of mask values as ``{0, 1, 7}``, shortened when there are many."""
+    values = sorted(int(value) for value in values)
+    if len(values) <= cap:
+        return "{" + ", ".join(map(str, values)) + "}"
+    return "{" + ", ".join(map(str, values[:cap])) + f", ...}} ({len(values)} values)"
+
+
+def _folder_files(directory, folder, extensions):
+    """Map stem -> path for the files in ``directory/folder``; refuse files that do not belong.
+
+    Hidden entries (names starting with ".", such as .DS_Store or .ipynb_checkpoints) are ignored.
+    """
+    path = directory / folder
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{path.as_posix()} is missing: {LAYOUT_HELP}. Create the {folder}/ folder, or "
+            f"generate a synthetic set with make_synthetic_dataset."
+        )
+    files, strangers, lossy = {}, [], []
+    duplicates = []
+    for entry in sorted(path.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        suffix = entry.suffix.lower()
+        if folder == "masks" and suffix in (".jpg", ".jpeg"):
+            lossy.append(f"{folder}/{entry.name}")
+        elif not entry.is_file() or suffix not in extensions:
+            strangers.append(f"{folder}/{entry.name}")
+        elif entry.stem in files:
+            duplicates.append(f"{folder}/{files[entry.stem].name} and {folder}/{entry.name}")
+        else:
+            files[entry.stem] = entry
+    if lossy:
+        raise ValueError(
+            f"JPEG masks found: {_names(lossy)}. Masks must be lossless (PNG): JPEG compression "
+            f"changes pixel values, so class ids get blurred into ids that do not exist. "
+            f"Re-export the masks as PNG from their original source."
+        )
+    if strangers:
+        raise ValueError(
+            f"not an image file in {folder}/: {_names(strangers)}. Move it out of the data set "
+            f"folder; {folder}/ may only hold {', '.join(extensions)} files."
+        )
+    if duplicates:
+        raise ValueError(
+            f"two files share a stem: {_names(duplicates)}. Each image needs exactly one mask "
+            f"with the same stem: remove or rename one of them."
+        )
+    return files
+
+
+def _open_picture(path):
+    """Open and decode an image file with Pillow; None if it cannot be read."""
+    try:
+        with Image.open(path) as picture:
+            picture.load()
+            return picture
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def _image_array(picture, channels, image_size):
+    """float32 (image_size, image_size, channels) in [0, 1] from a grayscale/RGB/RGBA picture."""
+    if picture.mode.startswith("I") or picture.mode == "F":  # 16-bit or float grayscale
+        scale = 65535.0 if picture.mode.startswith("I") else 1.0
+        gray = Image.fromarray(np.asarray(picture, dtype=np.float32) / scale)
+        if gray.size != (image_size, image_size):
+            gray = gray.resize((image_size, image_size), Image.Resampling.BILINEAR)
+        array = np.clip(np.asarray(gray), 0.0, 1.0)[..., None]
+        return np.repeat(array, channels, axis=-1)
+    # RGBA -> RGB drops the alpha channel; any mode -> L uses the luminance.
+    picture = picture.convert("RGB" if channels == 3 else "L")
+    if picture.size != (image_size, image_size):
+        picture = picture.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    array = np.asarray(picture, dtype=np.float32) / 255.0
+    return array.reshape(image_size, image_size, channels)
+
+
+def _mask_ids(picture):
+    """2-D integer array of a mask's values, or None if it is a colour mask."""
+    if picture.mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+        rgb = np.asarray(picture.convert("RGB"))
+        if (rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 0] != rgb[..., 2]).any():
+            return None
+        return rgb[..., 0].astype(np.int64)
+    if picture.mode in ("LA", "La", "PA"):
+        return np.asarray(picture)[..., 0].astype(np.int64)
+    # L, P (palette index = class id), 1, I, I;16 and F hold the values directly.
+    return np.asarray(picture).astype(np.int64)
+
+
+def _mask_value_error(n_classes, found, bad_values, mixed_files):
+    """The ValueError for mask values that do not fit ``n_classes``."""
+    if n_classes == 1:
+        allowed = "binary masks hold only 0 and 1, or only 0 and 255"
+        fix = (
+            "Threshold in-between values (antialiased edges, JPEG) and save as PNG, for example "
+            "Image.fromarray(((mask > 127) * 255).astype(np.uint8)); for K classes pass "
+            "n_classes=K."
+        )
+    else:
+        allowed = f"allowed 0..{n_classes - 1}"
+        fix = (
+            f"Pass n_classes={max(found) + 1} if there are that many classes, or renumber the "
+            f"masks to class ids 0..{n_classes - 1}."
+        )
+        if set(found) <= {0, 255}:
+            fix = "These look like 0/255 binary masks: pass n_classes=1. " + fix
+    parts = [f"value {value} in {_names(bad_values[value], 5)}" for value in sorted(bad_values)]
+    if mixed_files:
+        parts.append(f"both 1 and 255 in {_names(mixed_files, 5)}")
+    return ValueError(
+        f"mask values {_values_text(found)} do not fit n_classes={n_classes} ({allowed}): "
+        f"{_names(parts, 8)}. {fix}"
+    )
+
+
+def load_dataset(directory, image_size=128, n_classes=1, channels=3):
+    """Load ``images/`` and ``masks/``, paired by stem: ``(images, masks, stems)``.
+
+    images: float32 (N, image_size, image_size, channels) in [0, 1]; masks: uint8 (N, image_size,
+    image_size, 1) class ids (binary 0/1, also from 0/255 files); stems: sorted file stems.
+    """
+    # Every image is resized to image_size x image_size (bilinear; masks nearest-neighbour, so no
+    # new class ids appear): simple for folders of mixed sizes and shapes. For full resolution,
+    # cut large images into image_size tiles instead.
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB); got {channels!r}.")
+    if not isinstance(n_classes, (int, np.integer)) or not 1 <= n_classes <= 256:
+        raise ValueError(
+            f"n_classes must be 1 for binary masks or K (2..256) for K classes; got {n_classes!r}."
+        )
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"data set folder {directory.as_posix()} not found: {LAYOUT_HELP}. Check the path, or "
+            f"generate a synthetic set with make_synthetic_dataset or ensure_dataset."
+        )
+    image_files = _folder_files(directory, "images", IMAGE_EXTENSIONS)
+    mask_files = _folder_files(directory, "masks", MASK_EXTENSIONS)
+    if not image_files:
+        raise ValueError(
+            f"no images in {directory.as_posix()}/images: {LAYOUT_HELP}. Put the images there, "
+            f"or generate a synthetic set with make_synthetic_dataset."
+        )
+    without_mask = [
+        f"images/{image_files[s].name}" for s in sorted(image_files.keys() - mask_files)
+    ]
+    without_image = [f"masks/{mask_files[s].name}" for s in sorted(mask_files.keys() - image_files)]
+    if without_mask or without_image:
+        problems = []
+        if without_mask:
+            problems.append(f"{len(without_mask)} image(s) without a mask: {_names(without_mask)}")
+        if without_image:
+            problems.append(
+                f"{len(without_image)} mask(s) without an image: {_names(without_image)}"
+            )
+        raise ValueError(
+            f"unpaired files in {directory.as_posix()}: {'; '.join(problems)}. Every image needs a "
+            f"mask with the same stem (images/a.jpg <-> masks/a.png): add the missing files or "
+            f"move the unpaired ones out."
+        )
+    stems = sorted(image_files)
+    images, masks = [], []
+    corrupt, colour_masks, size_mismatches, mixed_files = [], [], [], []
+    found, bad_values = set(), {}
+    for stem in stems:
+        image_name, mask_name = f"images/{image_files[stem].name}", f"masks/{mask_files[stem].name}"
+        image_picture, mask_picture = (
+            _open_picture(image_files[stem]),
+            _open_picture(mask_files[stem]),
+        )
+        corrupt += [
+            name for name, p in ((image_name, image_picture), (mask_name, mask_picture)) if not p
+        ]
+        if image_picture is None or mask_picture is None:
+            continue
+        if image_picture.size != mask_picture.size:
+            (iw, ih), (mw, mh) = image_picture.size, mask_picture.size
+            size_mismatches.append(f"'{stem}' ({image_name} {iw}x{ih}, {mask_name} {mw}x{mh})")
+            continue
+        ids = _mask_ids(mask_picture)
+        if ids is None:
+            colour_masks.append(mask_name)
+            continue
+        values = set(np.unique(ids).tolist())
+        found |= values
+        if n_classes == 1:
+            wrong = values - {0, 1, 255}
+            if {1, 255} <= values:
+                mixed_files.append(mask_name)
+            elif 255 in values:
+                ids = ids // 255
+        else:
+            wrong = {value for value in values if not 0 <= value < n_classes}
+        for value in wrong:
+            bad_values.setdefault(value, []).append(mask_name)
+        if wrong or mixed_files:
+            continue
+        mask = Image.fromarray(ids.astype(np.uint8))
+        if mask.size != (image_size, image_size):
+            mask = mask.resize((image_size, image_size), Image.Resampling.NEAREST)
+        masks.append(np.asarray(mask)[..., None])
+        images.append(_image_array(image_picture, channels, image_size))
+    if corrupt:
+        raise ValueError(
+            f"cannot read {_names(corrupt)}: the file is corrupt, truncated or not really an "
+            f"image. Re-export it, or move the image and its mask out of the folder."
+        )
+    if size_mismatches:
+        raise ValueError(
+            f"image and mask sizes differ (width x height) for {_names(size_mismatches, 10)}. "
+            f"A mask must have exactly its image's size: re-export the mask at the image's size."
+        )
+    if colour_masks:
+        raise ValueError(
+            f"colour mask(s) {_names(colour_masks)}: a mask must be ONE channel of class ids "
+            f"(0 background, 1, 2, ...), not an RGB picture. Convert a colour mask by mapping each "
+            f"colour to an id, for example ids = np.zeros(rgb.shape[:2], np.uint8); "
+            f"ids[(rgb == (255, 0, 0)).all(axis=-1)] = 1; then save Image.fromarray(ids) as PNG."
+        )
+    if bad_values or mixed_files:
+        raise _mask_value_error(n_classes, found, bad_values, mixed_files)
+    return np.stack(images), np.stack(masks), stems
+
+
+def class_pixel_fractions(masks, n_classes):
+    """Fraction of all pixels per class id (binary, n_classes=1: [background, foreground])."""
+    labels = mask_classes(n_classes)
+    masks = np.asarray(masks).ravel()
+    if masks.size and (masks.min() < 0 or masks.max() >= labels):
+        raise ValueError(
+            f"mask values {sorted(set(np.unique(masks).tolist()))} fall outside 0..{labels - 1} "
+            f"for n_classes={n_classes}: load masks with uh.load_dataset, which checks them."
+        )
+    counts = np.bincount(masks.astype(np.int64), minlength=labels)
+    return counts / max(counts.sum(), 1)
+
+
+def split_dataset(images, masks, validation_fraction=0.15, test_fraction=0.15, seed=0):
+    """Seeded shuffle into a dict of "train", "validation", "test": ``(images, masks)`` tuples."""
+    count = len(images)
+    if len(masks) != count:
+        raise ValueError(f"got {count} images but {len(masks)} masks: they must pair up.")
+    for name, fraction in (("validation", validation_fraction), ("test", test_fraction)):
+        if not 0 < fraction < 1:
+            raise ValueError(f"{name}_fraction must be between 0 and 1; got {fraction!r}.")
+    if validation_fraction + test_fraction >= 1:
+        raise ValueError("validation_fraction + test_fraction must leave images for training.")
+    if count < 3:
+        raise ValueError(
+            f"need at least 3 images to split into train, validation and test; got {count}."
+        )
+    n_validation = max(1, round(count * validation_fraction))
+    n_test = max(1, round(count * test_fraction))
+    if count - n_validation - n_test < 1:
+        n_validation, n_test = 1, 1
+    order = np.random.default_rng(seed).permutation(count)
+    parts = {
+        "validation": order[:n_validation],
+        "test": order[n_validation : n_validation + n_test],
+        "train": order[n_validation + n_test :],
+    }
+    return {
+        name: (images[parts[name]], masks[parts[name]]) for name in ("train", "validation", "test")
+    }
+
+
+#: Class colours: background black, then distinct colours (binary foreground is white).
+PALETTE = np.array(
+    [
+        (0.0, 0.0, 0.0),
+        (0.90, 0.30, 0.20),
+        (0.25, 0.75, 0.30),
+        (0.20, 0.50, 0.95),
+        (0.95, 0.80, 0.15),
+        (0.70, 0.30, 0.85),
+        (0.15, 0.80, 0.80),
+        (0.95, 0.55, 0.70),
+        (0.60, 0.45, 0.25),
+        (0.60, 0.60, 0.60),
+    ]
+)
+#: Colour of the binary foreground in overlays (white would vanish on bright images).
+BINARY_OVERLAY_COLOUR = np.array((1.0, 0.85, 0.0))
+
+
+def _palette(n_classes):
+    """(max(n_classes, 2), 3) colours: white foreground for binary, PALETTE (cycled) otherwise."""
+    if n_classes == 1:
+        return np.array([(0.0, 0.0, 0.0), (1.0, 1.0, 1.0)])
+    return np.array([PALETTE[0]] + [PALETTE[1 + i % 9] for i in range(n_classes - 1)])
+
+
+def colorize_mask(mask, n_classes):
+    """RGB float (H, W, 3) picture of a class-id mask, with a fixed colour per class."""
+    mask = np.asarray(mask)
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    palette = _palette(n_classes)
+    return palette[np.clip(mask.astype(np.int64), 0, len(palette) - 1)]
+
+
+def _overlay(image, mask, n_classes, alpha=0.45):
+    """The image with the mask's classes painted on it, half transparent."""
+    image = np.asarray(image, dtype=np.float32)
+    rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
+    colours = colorize_mask(mask, n_classes)
+    if n_classes == 1:
+        colours = np.where(colours > 0, BINARY_OVERLAY_COLOUR, 0.0)
+    painted = (mask > 0)[..., None]
+    return np.clip(np.where(painted, (1 - alpha) * rgb + alpha * colours, rgb), 0.0, 1.0)
+
+
+def show_examples(
+    images, masks, predictions=None, n_classes=1, count=4, class_names=None, threshold=0.5
+):
+    """Figure with one row per example: image, true mask, (prediction, errors), overlay.
+
+    ``predictions`` may be model outputs (probabilities) or class ids. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    count = min(count, len(images))
+    columns = ["image", "true mask"]
+    if predictions is not None:
+        columns += ["prediction", "errors"]
+        predicted_ids = np.asarray(predictions[:count])
+        if np.issubdtype(predicted_ids.dtype, np.floating):  # probabilities -> class ids
+            predicted_ids = predicted_classes(predicted_ids, threshold)
+        predicted_ids = predicted_ids[..., 0]
+    columns.append("overlay (true)")
+    figure, axes = plt.subplots(
+        count, len(columns), figsize=(2.2 * len(columns), 2.2 * count + 0.3), squeeze=False
+    )
+    for row in range(count):
+        image = np.asarray(images[row], dtype=np.float32)
+        truth = np.asarray(masks[row])[..., 0] if np.ndim(masks[row]) == 3 else masks[row]
+        panels = [image[..., 0] if image.shape[-1] == 1 else image, colorize_mask(truth, n_classes)]
+        titles = list(columns)
+        if predictions is not None:
+            predicted = predicted_ids[row]
+            errors = np.zeros(truth.shape + (3,))
+            if n_classes == 1:
+                errors[(predicted == 1) & (truth == 0)] = (1.0, 0.2, 0.2)  # false positive: red
+                errors[(predicted == 0) & (truth == 1)] = (0.2, 0.5, 1.0)  # false negative: blue
+                titles[3] = "errors (FP red, FN blue)"
+            else:
+                errors[predicted != truth] = (1.0, 0.2, 0.2)
+                titles[3] = "errors (red)"
+            labels = mask_classes(n_classes)
+            iou = (
+                per_class_iou(truth, predicted, labels)[1]
+                if n_classes == 1
+                else mean_iou(truth, predicted, labels)
+            )
+            titles[2] = "prediction" + ("" if np.isnan(iou) else f" (IoU {iou:.2f})")
+            panels += [colorize_mask(predicted, n_classes), errors]
+        panels.append(_overlay(image, truth, n_classes))
+        for column, (axis, panel) in enumerate(zip(axes[row], panels, strict=False)):
+            axis.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=1)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(titles[column], fontsize=8)
+            elif predictions is not None and column == 2:
+                axis.set_title(titles[2].replace("prediction ", ""), fontsize=8)
+    if n_classes > 1:
+        names = class_names or ["background"] + [f"class {i}" for i in range(1, n_classes)]
+        handles = [
+            Patch(facecolor=colour, edgecolor="0.5", label=f"{i} {name}")
+            for i, (colour, name) in enumerate(zip(_palette(n_classes), names, strict=False))
+        ]
+        figure.legend(handles=handles, loc="lower center", ncol=min(n_classes, 6), fontsize=8)
+    figure.tight_layout(rect=(0, 0.06 if n_classes > 1 else 0, 1, 1))
+    return figure
+
+
+# --------------------------------------------------------------------------------------------------
+# Metrics: confusion matrix, IoU and Dice, Keras training metrics, Dice loss, plots (lessons 04-06)
+# --------------------------------------------------------------------------------------------------
+
+
+def mask_classes(n_classes):
+    """How many label values the masks hold for a ``build_unet`` head of ``n_classes`` channels.
+
+    One channel means binary, so the masks hold 2 values (0 background, 1 foreground); K >= 2 -> K.
+    """
+    if not isinstance(n_classes, (int, np.integer)) or isinstance(n_classes, bool) or n_classes < 1:
+        raise ValueError(
+            f"n_classes must be a whole number >= 1; got {n_classes!r}: use 1 for binary "
+            f"(foreground/background) masks, K >= 2 for K classes."
+        )
+    return 2 if n_classes == 1 else int(n_classes)
+
+
+def predicted_classes(probabilities, threshold=0.5):
+    """Turn model output ``(..., C)`` into class ids ``(..., 1)`` (uint8) before computing IoU.
+
+    One channel (sigmoid): 1 where probability >= ``threshold``. C channels (softmax): argmax.
+    """
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim == 0:
+        raise ValueError("probabilities must have a channel axis last, for example (N, H, W, C).")
+    channels = probabilities.shape[-1]
+    dtype = np.uint8 if channels <= 256 else np.int64
+    if channels == 1:
+        return (probabilities >= threshold).astype(dtype)
+    return np.argmax(probabilities, axis=-1, keepdims=True).astype(dtype)
+
+
+def _check_label_masks(y_true, y_pred):
+    """Both masks as NumPy arrays of class ids with one shape, or a ValueError naming the fix."""
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    if y_true.shape != y_pred.shape:
+        hint = "compare masks of the same images, with the same (N, H, W, 1) layout"
+        if y_pred.shape[:-1] == y_true.shape[:-1] and y_pred.ndim and y_pred.shape[-1] > 1:
+            hint = (
+                f"y_pred has {y_pred.shape[-1]} channels, which looks like per-class "
+                f"probabilities: take the argmax first with uh.predicted_classes(y_pred)"
+            )
+        raise ValueError(
+            f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape: {hint}."
+        )
+    for name, mask in (("y_true", y_true), ("y_pred", y_pred)):
+        if mask.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must hold integer class ids; got dtype {mask.dtype}.")
+        if mask.dtype.kind == "f" and not np.all(np.isfinite(mask) & (mask == np.round(mask))):
+            fix = (
+                "threshold (1 channel) or argmax (K channels) first: uh.predicted_classes(y_pred)"
+                if name == "y_pred"
+                else "masks must hold class ids 0, 1, ..., not probabilities or resized values"
+            )
+            example = mask[mask != np.round(mask)][0]
+            raise ValueError(
+                f"{name} holds non-integer values (for example {example:.3g}), which look like "
+                f"probabilities: {fix}."
+            )
+    return y_true, y_pred
+
+
+def confusion_matrix(y_true, y_pred, num_classes):
+    """Pixel counts ``(num_classes, num_classes)``, int64: rows = true class, columns = predicted.
+
+    Inputs are integer masks of any (equal) shape; they are flattened.
+    """
+    if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool):
+        raise ValueError(f"num_classes must be a whole number >= 1; got {num_classes!r}.")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be a whole number >= 1; got {num_classes!r}.")
+    y_true, y_pred = _check_label_masks(y_true, y_pred)
+    for name, mask in (("y_true", y_true), ("y_pred", y_pred)):
+        if mask.size and (mask.min() < 0 or mask.max() >= num_classes):
+            bad = mask.min() if mask.min() < 0 else mask.max()
+            hint = (
+                "masks stored as 0/255 images need dividing by 255 first"
+                if bad == 255
+                else "a binary model (n_classes=1) has 2 mask classes: num_classes = "
+                "uh.mask_classes(1) = 2"
+            )
+            raise ValueError(
+                f"{name} holds label {bad:g}, outside 0..{num_classes - 1} for "
+                f"num_classes={num_classes}: {hint}."
+            )
+    flat_index = y_true.astype(np.int64).ravel() * num_classes + y_pred.astype(np.int64).ravel()
+    counts = np.bincount(flat_index, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes).astype(np.int64)
+
+
+def _ratio_or_nan(numerator, denominator):
+    """numerator / denominator, NaN where the denominator is 0 (class absent from both masks)."""
+    result = np.full(np.shape(denominator), np.nan)
+    np.divide(numerator, denominator, out=result, where=denominator > 0)
+    return result
+
+
+def per_class_iou(y_true, y_pred, num_classes):
+    """IoU = TP / (TP + FP + FN) per class, float64 ``(num_classes,)``.
+
+    A class absent from both truth and prediction gets NaN (undefined), so empty masks give all NaN.
+    """
+    matrix = confusion_matrix(y_true, y_pred, num_classes)
+    true_positives = np.diag(matrix)
+    union = matrix.sum(axis=0) + matrix.sum(axis=1) - true_positives
+    return _ratio_or_nan(true_positives, union)
+
+
+def per_class_dice(y_true, y_pred, num_classes):
+    """Dice = 2 TP / (2 TP + FP + FN) per class (the F1 score), NaN like ``per_class_iou``."""
+    matrix = confusion_matrix(y_true, y_pred, num_classes)
+    true_positives = np.diag(matrix)
+    return _ratio_or_nan(2 * true_positives, matrix.sum(axis=0) + matrix.sum(axis=1))
+
+
+def _nanmean_or_nan(values):
+    """Mean of the non-NaN values; NaN (without a warning) when there are none."""
+    values = np.asarray(values, dtype=np.float64)
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if defined.size else float("nan")
+
+
+def mean_iou(y_true, y_pred, num_classes, include_background=True):
+    """Mean of ``per_class_iou`` over the classes where it is defined (NaN if none is).
+
+    ``include_background=False`` leaves out class 0. Classes absent from both masks are skipped,
+    the same rule as ``keras.metrics.MeanIoU``.
+    """
+    iou = per_class_iou(y_true, y_pred, num_classes)
+    if not include_background:
+        if num_classes == 1:
+            raise ValueError("include_background=False with num_classes=1 leaves no class to mean.")
+        iou = iou[1:]
+    return _nanmean_or_nan(iou)
+
+
+def per_image_iou(y_true, y_pred, class_id=1):
+    """IoU of one class for each image (axis 0), float64 ``(N,)``; NaN where it is in neither."""
+    y_true, y_pred = _check_label_masks(y_true, y_pred)
+    if y_true.ndim < 2:
+        raise ValueError(f"masks must be a batch (N, H, W, 1); got shape {y_true.shape}.")
+    pixels = int(np.prod(y_true.shape[1:]))
+    truth = (y_true == class_id).reshape(len(y_true), pixels)
+    predicted = (y_pred == class_id).reshape(len(y_pred), pixels)
+    intersection = np.sum(truth & predicted, axis=1)
+    union = np.sum(truth | predicted, axis=1)
+    return _ratio_or_nan(intersection, union)
+
+
+def iou_table(y_true, y_pred, num_classes, class_names=None):
+    """A printable table: IoU, Dice and share of true pixels per class, then their means.
+
+    Values are rounded to 3 decimals; undefined values (class absent from both masks) show "n/a".
+    """
+    if class_names is None:
+        class_names = [str(index) for index in range(num_classes)]
+    class_names = [str(name) for name in class_names]
+    if len(class_names) != num_classes:
+        raise ValueError(f"got {len(class_names)} class_names for num_classes={num_classes}.")
+    matrix = confusion_matrix(y_true, y_pred, num_classes)
+    iou = per_class_iou(y_true, y_pred, num_classes)
+    dice = per_class_dice(y_true, y_pred, num_classes)
+    share = _ratio_or_nan(matrix.sum(axis=1), np.full(num_classes, matrix.sum()))
+    width = max(len(name) for name in class_names + ["class", "mean"])
+
+    def number(value):
+        return "n/a" if np.isnan(value) else f"{value:.3f}"
+
+    lines = [f"{'class':<{width}} {'IoU':>6} {'Dice':>6} {'share':>6}"]
+    for name, row in zip(class_names, zip(iou, dice, share, strict=True), strict=True):
+        lines.append(f"{name:<{width}} " + " ".join(f"{number(v):>6}" for v in row))
+    means = (_nanmean_or_nan(iou), _nanmean_or_nan(dice))
+    lines.append(f"{'mean':<{width}} " + " ".join(f"{number(v):>6}" for v in means))
+    return "\n".join(lines)
+
+
+def segmentation_metrics(n_classes):
+    """The Keras metrics the training lessons compile with, decided by ``n_classes``.
+
+    Binary (1 channel): accuracy and foreground IoU at threshold 0.5. K channels: accuracy and mean
+    IoU over the K classes (sparse masks, softmax predictions argmax-ed by the metric).
+    """
+    mask_classes(n_classes)  # validates n_classes
+    if n_classes == 1:
+        return [
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+            keras.metrics.BinaryIoU(target_class_ids=[1], threshold=0.5, name="iou"),
+        ]
+    return [
+        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+        keras.metrics.MeanIoU(
+            num_classes=n_classes, sparse_y_true=True, sparse_y_pred=False, name="mean_iou"
+        ),
+    ]
+
+
+@keras.saving.register_keras_serializable(package="unet_helpers")
+class DiceLoss(keras.losses.Loss):
+    """Soft Dice loss: 1 - mean over classes of soft Dice, summed over the whole batch.
+
+    y_true holds class ids (N, H, W, 1); y_pred is the model output, sigmoid (N, H, W, 1) or softmax
+    (N, H, W, K). ``cross_entropy=True`` adds the matching cross-entropy (mean over pixels).
+    """
+
+    def __init__(self, n_classes, cross_entropy=False, smooth=1.0, name=None, **kwargs):
+        mask_classes(n_classes)  # validates n_classes
+        name = name or ("dice_cross_entropy_loss" if cross_entropy else "dice_loss")
+        super().__init__(name=name, **kwargs)
+        self.n_classes = int(n_classes)
+        self.cross_entropy = bool(cross_entropy)
+        self.smooth = float(smooth)
+
+    def call(self, y_true, y_pred):
+        """Scalar loss for the batch (Dice is a ratio of batch sums, not a per-pixel loss)."""
+        y_pred = keras.ops.convert_to_tensor(y_pred)
+        if y_pred.shape[-1] is not None and y_pred.shape[-1] != self.n_classes:
+            raise ValueError(
+                f"DiceLoss(n_classes={self.n_classes}) got predictions with {y_pred.shape[-1]} "
+                f"channels: use the model's n_classes (its output channels)."
+            )
+        y_true = keras.ops.cast(y_true, "int32")
+        if len(y_true.shape) == len(y_pred.shape):
+            y_true = keras.ops.squeeze(y_true, axis=-1)
+        if self.n_classes == 1:
+            probabilities = keras.ops.concatenate([1.0 - y_pred, y_pred], axis=-1)
+        else:
+            probabilities = y_pred
+        labels = mask_classes(self.n_classes)
+        one_hot = keras.ops.one_hot(y_true, labels, dtype=probabilities.dtype)
+        pixel_axes = tuple(range(len(probabilities.shape) - 1))
+        intersection = keras.ops.sum(one_hot * probabilities, axis=pixel_axes)
+        total = keras.ops.sum(one_hot, axis=pixel_axes) + keras.ops.sum(
+            probabilities, axis=pixel_axes
+        )
+        dice = (2.0 * intersection + self.smooth) / (total + self.smooth)
+        loss = 1.0 - keras.ops.mean(dice)
+        if self.cross_entropy:
+            if self.n_classes == 1:
+                y_true_channel = keras.ops.cast(keras.ops.expand_dims(y_true, -1), y_pred.dtype)
+                pixel_loss = keras.losses.binary_crossentropy(y_true_channel, y_pred)
+            else:
+                pixel_loss = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+            loss = loss + keras.ops.mean(pixel_loss)
+        return loss
+
+    def get_config(self):
+        """Constructor arguments, so a model compiled with this loss can be saved and loaded."""
+        config = super().get_config()
+        config.update(
+            n_classes=self.n_classes, cross_entropy=self.cross_entropy, smooth=self.smooth
+        )
+        return config
+
+
+def dice_loss(n_classes, smooth=1.0):
+    """Soft Dice loss for ``model.compile(loss=...)``: rare classes count as much as common ones."""
+    return DiceLoss(n_classes, cross_entropy=False, smooth=smooth)
+
+
+def dice_cross_entropy_loss(n_classes, smooth=1.0):
+    """Cross-entropy (sparse categorical, or binary for 1 channel) plus soft Dice loss."""
+    return DiceLoss(n_classes, cross_entropy=True, smooth=smooth)
+
+
+def class_frequency_weights(masks, n_classes):
+    """Median-frequency balancing weight per mask class, float64, rescaled so the mean pixel is 1.
+
+    weight(c) = median frequency / frequency(c), over classes present; absent classes get 0.
+    """
+    if np.size(masks) == 0:
+        raise ValueError("masks are empty: there are no pixels to count.")
+    frequency = class_pixel_fractions(masks, n_classes)
+    present = frequency > 0
+    weights = np.zeros(len(frequency))
+    weights[present] = np.median(frequency[present]) / frequency[present]
+    # Rescale so that the mean weight over all pixels is 1 and the loss keeps its usual size.
+    return weights / np.sum(weights * frequency)
+
+
+def pixel_weights(masks, n_classes):
+    """Per-pixel weights float32 ``(N, H, W)`` from ``class_frequency_weights``, mean 1.
+
+    For ``model.fit(x, masks, sample_weight=pixel_weights(masks, n_classes))``: rare classes count
+    more in the loss. Masks may be (N, H, W, 1) or (N, H, W).
+    """
+    masks = np.asarray(masks)
+    weights = class_frequency_weights(masks, n_classes)
+    if masks.ndim == 4 and masks.shape[-1] == 1:
+        masks = masks[..., 0]
+    return weights[masks.astype(np.int64)].astype(np.float32)
+
+
+def plot_history(history, metrics=None):
+    """One panel per metric (loss, accuracy, iou, ...): training and validation curves per epoch.
+
+    ``history`` is what ``model.fit`` returns (or its ``.history`` dict); returns the figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    values = getattr(history, "history", history)
+    if metrics is None:
+        metrics = [name for name in values if not name.startswith("val_")]
+    missing = [name for name in metrics if name not in values]
+    if missing:
+        raise ValueError(f"no {missing} in the history; it has {sorted(values)}.")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3), squeeze=False)
+    for ax, name in zip(axes[0], metrics, strict=True):
+        epochs = np.arange(1, len(values[name]) + 1)
+        ax.plot(epochs, values[name], "o-", label="training")
+        if f"val_{name}" in values:
+            ax.plot(epochs, values[f"val_{name}"], "o-", label="validation")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(matrix, class_names=None, normalize=True):
+    """Draw a confusion matrix (rows true, columns predicted), annotated with row percentages.
+
+    ``normalize=False`` annotates pixel counts instead; a class with no true pixels shows n/a.
+    """
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"matrix must be square (classes, classes); got shape {matrix.shape}.")
+    size = len(matrix)
+    if class_names is None:
+        class_names = [str(index) for index in range(size)]
+    if len(class_names) != size:
+        raise ValueError(f"got {len(class_names)} class_names for a {size}x{size} matrix.")
+    row_totals = matrix.sum(axis=1, keepdims=True)
+    shown = 100 * _ratio_or_nan(matrix, np.broadcast_to(row_totals, matrix.shape))
+    if not normalize:
+        shown = matrix.astype(np.float64)
+    fig, ax = plt.subplots(figsize=(1.5 + 1.0 * size, 1.2 + 0.9 * size))
+    top = 100 if normalize else max(float(matrix.max()), 1.0)
+    ax.imshow(shown, cmap="Blues", vmin=0, vmax=top)
+    for row in range(size):
+        for column in range(size):
+            value = shown[row, column]
+            text = "n/a" if np.isnan(value) else (f"{value:.1f}%" if normalize else f"{value:.0f}")
+            color = "white" if not np.isnan(value) and value > top / 2 else "black"
+            ax.text(column, row, text, ha="center", va="center", color=color, fontsize=8)
+    ax.set_xticks(range(size), class_names)
+    ax.set_yticks(range(size), class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title("% of each true class" if normalize else "pixel counts")
+    fig.tight_layout()
+    return fig
