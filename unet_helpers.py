@@ -320,7 +320,7 @@ def _smooth_noise(rng, size, grid):
     return np.clip(np.asarray(picture), -1.0, 1.0)
 
 
-def _synthetic_objects(task, rng, size):
+def _synthetic_objects(task, rng, size, n_classes=4):
     """One image's objects: ``(class_id, kind, center, radii, angle, colour)`` tuples."""
     objects = []
     if rng.random() < 0.05:  # some images hold no object at all
@@ -333,6 +333,7 @@ def _synthetic_objects(task, rng, size):
             + [(2, "rectangle", 8.0, 18.0)] * int(rng.integers(1, 5))
             + [(3, "triangle", 6.0, 11.0)] * int(rng.integers(2, 7))
         )
+        plan = [entry for entry in plan if entry[0] < n_classes]
     base_colours = {
         "blob": (0.78, 0.70, 0.55),
         "ellipse": (0.80, 0.42, 0.30),
@@ -356,15 +357,19 @@ def _synthetic_objects(task, rng, size):
     return objects
 
 
-def synthetic_pair(task="binary", image_size=128, rng=None):
-    """One synthetic ``(image uint8 (H, W, 3), mask uint8 (H, W) of class ids)`` pair."""
+def synthetic_pair(task="binary", image_size=128, rng=None, n_classes=4):
+    """One synthetic ``(image uint8 (H, W, 3), mask uint8 (H, W) of class ids)`` pair.
+
+    ``n_classes`` (multiclass only, 2 to 4) keeps the first ``n_classes - 1`` object classes.
+    """
     rng = np.random.default_rng(rng)
     size = image_size
     background = rng.uniform(0.22, 0.42) + rng.uniform(-0.04, 0.04, 3)
     texture = 0.25 * _smooth_noise(rng, size, 5) + 0.15 * _smooth_noise(rng, size, 24)
     image = np.clip(background * (1.0 + texture)[..., None], 0.0, 1.0)
     mask = np.zeros((size, size), np.uint8)
-    for class_id, kind, center, radii, angle, colour in _synthetic_objects(task, rng, size):
+    objects = _synthetic_objects(task, rng, size, n_classes)
+    for class_id, kind, center, radii, angle, colour in objects:
         reach = radii[0] * 1.2 + 2
         top, bottom = max(int(center[0] - reach), 0), min(int(center[0] + reach) + 1, size)
         left, right = max(int(center[1] - reach), 0), min(int(center[1] + reach) + 1, size)
@@ -398,17 +403,23 @@ def _dataset_files(directory):
 
 
 def make_synthetic_dataset(
-    directory, task="binary", n_images=400, image_size=128, seed=0, overwrite=False
+    directory, task="binary", n_images=400, image_size=128, seed=0, overwrite=False, n_classes=4
 ):
     """Write a seeded synthetic data set (``images/`` and ``masks/`` PNGs); return its folder.
 
     ``task="binary"``: blobs, masks stored as 0/255. ``task="multiclass"``: ellipses (1),
-    rectangles (2) and small, rare triangles (3) on background (0), masks store the class ids.
+    rectangles (2) and small, rare triangles (3) on background (0), masks store the class ids;
+    ``n_classes`` (2 to 4, multiclass only) keeps the first ``n_classes - 1`` of those classes.
     """
     if task not in SYNTHETIC_CLASS_NAMES:
         raise ValueError(f"task must be 'binary' or 'multiclass'; got {task!r}.")
     if not isinstance(n_images, (int, np.integer)) or n_images < 1:
         raise ValueError(f"n_images must be a whole number >= 1; got {n_images!r}.")
+    if task == "multiclass" and n_classes not in (2, 3, 4):
+        raise ValueError(
+            f"the synthetic multiclass set has 2 to 4 classes (background, ellipse, rectangle, "
+            f"triangle); got n_classes={n_classes!r}."
+        )
     directory = Path(directory)
     image_folder, mask_folder = directory / "images", directory / "masks"
     if directory.exists() and _dataset_files(directory):
@@ -426,7 +437,8 @@ def make_synthetic_dataset(
     digits = max(4, len(str(n_images - 1)))
     for index in range(n_images):
         # One generator per image: image i is the same whatever n_images is.
-        image, mask = synthetic_pair(task, image_size, np.random.default_rng([seed, index]))
+        rng = np.random.default_rng([seed, index])
+        image, mask = synthetic_pair(task, image_size, rng, n_classes)
         stem = f"sample_{index:0{digits}d}"
         Image.fromarray(image).save(image_folder / f"{stem}.png")
         Image.fromarray(mask * 255 if task == "binary" else mask).save(mask_folder / f"{stem}.png")

@@ -374,3 +374,14 @@ def test_model_save_and_load_round_trip(tmp_path, n_classes):
     loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
     np.testing.assert_array_equal(loaded.predict(images, verbose=0), expected)
     assert loaded.output_shape == (None, 32, 32, n_classes)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_multiclass_generator_keeps_the_first_classes(tmp_path, n_classes):
+    uh.make_synthetic_dataset(
+        tmp_path / "set", "multiclass", n_images=12, image_size=64, n_classes=n_classes
+    )
+    _, masks, _ = uh.load_dataset(tmp_path / "set", image_size=64, n_classes=n_classes)
+    assert set(np.unique(masks).tolist()) == set(range(n_classes))
+    with pytest.raises(ValueError, match="2 to 4 classes"):
+        uh.make_synthetic_dataset(tmp_path / "other", "multiclass", n_images=2, n_classes=5)
