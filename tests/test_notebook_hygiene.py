@@ -1,0 +1,52 @@
+"""Lessons are committed executed top to bottom in a fresh kernel (nbval skips unexecuted cells)."""
+
+import re
+
+import nbformat
+import pytest
+
+from notebook_paths import LESSONS
+
+MACHINE_PATH = re.compile(r"/(root|home|tmp|Users)/[^\s'\"]+")
+
+
+def test_there_are_lessons():
+    assert len(LESSONS) >= 3, "expected the lesson notebooks in notebooks/"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_lesson_is_executed_top_to_bottom_in_a_fresh_kernel(path):
+    code_cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    counts = [cell.execution_count for cell in code_cells]
+    assert None not in counts, f"{path.name}: cells never executed - run tests/execute_notebooks.py"
+    assert counts == list(range(1, len(counts) + 1)), f"{path.name}: execution order {counts}"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_lesson_outputs_are_clean_and_portable(path):
+    notebook = nbformat.read(path, as_version=4)
+    assert notebook.metadata.kernelspec.name == "python3"
+    for index, cell in enumerate(c for c in notebook.cells if c.cell_type == "code"):
+        for output in cell.get("outputs", []):
+            assert output.output_type != "error", (
+                f"{path.name} code cell {index + 1} stored an error"
+            )
+            assert output.get("name") != "stderr" or "I0000" not in output.get("text", ""), (
+                f"{path.name} code cell {index + 1} stored TensorFlow log lines"
+            )
+            text = output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
+            assert not MACHINE_PATH.search(text), f"{path.name} cell {index + 1} shows a path"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_lesson_has_the_course_shape(path):
+    cells = nbformat.read(path, as_version=4).cells
+    assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# ")
+    first_code = next(c for c in cells if c.cell_type == "code")
+    assert "parameters" in first_code.metadata.get("tags", []), "first code cell: parameters tag"
+    names = re.findall(r"^([A-Za-z_]\w*)\s*=", first_code.source, flags=re.MULTILINE)
+    assert names and all(name.isupper() for name in names), f"UPPER_CASE parameters: {names}"
+    headings = [c.source.splitlines()[0] for c in cells if c.cell_type == "markdown" and c.source]
+    assert "## Summary" in headings and "## Exercises" in headings
+    skips = [c for c in cells if c.cell_type == "code" and "NBVAL_SKIP" in c.source]
+    assert not skips, "no NBVAL_SKIP: fix the cause instead"
