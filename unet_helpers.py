@@ -845,7 +845,7 @@ def show_examples(
             if row == 0:
                 axis.set_title(titles[column], fontsize=8)
             elif predictions is not None and column == 2:
-                axis.set_title(titles[2].replace("prediction ", ""), fontsize=8)
+                axis.set_title(titles[2].replace("prediction", "").strip(), fontsize=8)
     if n_classes > 1:
         names = class_names or ["background"] + [f"class {i}" for i in range(1, n_classes)]
         handles = [
