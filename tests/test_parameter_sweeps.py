@@ -47,15 +47,34 @@ def test_lesson_runs_with_edited_parameters(lesson, parameters, tmp_path):
     workdir = tmp_path / "notebooks"
     workdir.mkdir()
     shutil.copy(lesson, workdir / lesson.name)
-    papermill.execute_notebook(
-        str(workdir / lesson.name),
-        str(workdir / f"executed_{lesson.name}"),
-        parameters=parameters,
-        cwd=str(workdir),
-        kernel_name="python3",
-        progress_bar=False,
-        execution_timeout=600,
-    )
+    run_with_papermill(workdir / lesson.name, parameters)
+
+
+def run_with_papermill(notebook, parameters):
+    """Execute a copy with papermill; only cells tagged raises-exception may fail. Returns it."""
+    executed = notebook.with_name(f"executed_{notebook.name}")
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(executed),
+            parameters=parameters,
+            cwd=str(notebook.parent),
+            kernel_name="python3",
+            progress_bar=False,
+            execution_timeout=600,
+        )
+    except papermill.PapermillExecutionError:
+        # papermill reports any stored error, even an expected one; check which cells failed.
+        cells = nbformat.read(executed, as_version=4).cells
+        unexpected = [
+            cell.source.splitlines()[0]
+            for cell in cells
+            if cell.cell_type == "code"
+            and "raises-exception" not in cell.metadata.get("tags", [])
+            and any(output.output_type == "error" for output in cell.get("outputs", []))
+        ]
+        assert not unexpected, f"cells failed: {unexpected}"
+    return executed
 
 
 def write_students_folder(folder, count=24):
@@ -81,16 +100,7 @@ def test_lesson_04_trains_on_a_students_folder_by_changing_only_data_dir(tmp_pat
     workdir = tmp_path / "notebooks"
     workdir.mkdir()
     shutil.copy(lesson, workdir / lesson.name)
-    executed = workdir / f"executed_{lesson.name}"
-    papermill.execute_notebook(
-        str(workdir / lesson.name),
-        str(executed),
-        parameters=dict(DATA_DIR="../my_cells", EPOCHS=1),
-        cwd=str(workdir),
-        kernel_name="python3",
-        progress_bar=False,
-        execution_timeout=600,
-    )
+    executed = run_with_papermill(workdir / lesson.name, dict(DATA_DIR="../my_cells", EPOCHS=1))
     outputs = json.dumps(nbformat.read(executed, as_version=4).cells)
     assert "Found 24 image/mask pairs in ../my_cells" in outputs
     assert (tmp_path / "my_cells" / "images").exists() and not (
