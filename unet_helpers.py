@@ -126,7 +126,7 @@ def training_setup(n_classes):
     Multiclass (K channels): softmax + sparse categorical cross-entropy (masks hold class ids, not
     one-hot vectors), metrics accuracy and mean IoU over the K classes.
     """
-    check_unet_config((16, 16, 1), n_classes, 1, 1)
+    mask_classes(n_classes)  # validates n_classes
     return {
         "activation": head_activation(n_classes),
         "loss": (
@@ -949,6 +949,12 @@ def confusion_matrix(y_true, y_pred, num_classes):
     return counts.reshape(num_classes, num_classes).astype(np.int64)
 
 
+def pixel_accuracy(y_true, y_pred):
+    """Share of pixels whose predicted class id equals the true one (high even for empty masks)."""
+    y_true, y_pred = _check_label_masks(y_true, y_pred)
+    return float(np.mean(y_true == y_pred)) if y_true.size else float("nan")
+
+
 def _ratio_or_nan(numerator, denominator):
     """numerator / denominator, NaN where the denominator is 0 (class absent from both masks)."""
     result = np.full(np.shape(denominator), np.nan)
@@ -1214,3 +1220,20 @@ def plot_confusion_matrix(matrix, class_names=None, normalize=True):
     ax.set_title("% of each true class" if normalize else "pixel counts")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# Resources: the memory budget the training lessons check
+# --------------------------------------------------------------------------------------------------
+
+
+def peak_memory_bytes():
+    """Peak resident memory of this process in bytes, or None where it cannot be read (Windows)."""
+    import sys
+
+    if sys.platform == "win32":
+        return None
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux, bytes on macOS
+    return peak if sys.platform == "darwin" else peak * 1024

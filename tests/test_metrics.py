@@ -391,3 +391,28 @@ def test_plot_confusion_matrix_annotates_row_percentages():
     counts = uh.plot_confusion_matrix(matrix, normalize=False)
     assert [text.get_text() for text in counts.axes[0].texts][:2] == ["3", "1"]
     matplotlib.pyplot.close("all")
+
+
+def test_pixel_accuracy_matches_sklearn_and_is_high_for_an_empty_prediction():
+    from sklearn.metrics import accuracy_score
+
+    rng = np.random.default_rng(11)
+    truth = (rng.random((3, 16, 16, 1)) < 0.1).astype(np.uint8)
+    guess = rng.integers(0, 2, truth.shape).astype(np.uint8)
+    expected = accuracy_score(truth.ravel(), guess.ravel())
+    assert uh.pixel_accuracy(truth, guess) == pytest.approx(expected, abs=1e-12)
+    empty = np.zeros_like(truth)
+    assert uh.pixel_accuracy(truth, empty) == pytest.approx(1 - truth.mean())
+    assert uh.per_class_iou(truth, empty, 2)[1] == 0
+    with pytest.raises(ValueError, match="predicted_classes"):
+        uh.pixel_accuracy(truth, guess * 0.7)
+
+
+def test_peak_memory_bytes_is_plausible():
+    import sys
+
+    peak = uh.peak_memory_bytes()
+    if sys.platform == "win32":
+        assert peak is None
+    else:
+        assert 10 * 2**20 < peak < 64 * 2**30  # more than 10 MB (Python + Keras), far below 64 GB
