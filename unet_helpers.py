@@ -1341,9 +1341,10 @@ def augmentation(rotation=True, seed=None):
 class PatchDataset(keras.utils.PyDataset):
     """Random ``patch_size`` crops of full-resolution images and masks, augmented, in batches.
 
-    An epoch is ``patches_per_epoch`` patches, drawn with a seed from images picked in proportion
-    to their area, so every pixel is equally likely to be seen. Nothing is resized; images smaller
-    than a patch are reflect-padded. Pass it to ``model.fit`` like an array.
+    An epoch is ``patches_per_epoch`` patches, drawn with a seed, each from an image picked at
+    random: every image counts the same, however large, so a few big pictures cannot crowd out
+    the kinds of image that come in small files. Nothing is resized; images smaller than a patch
+    are reflect-padded. Pass it to ``model.fit`` like an array.
     """
 
     def __init__(
@@ -1367,8 +1368,6 @@ class PatchDataset(keras.utils.PyDataset):
         self.patches_per_epoch = int(patches_per_epoch)
         self.seed = seed
         self.epoch = 0
-        areas = np.array([image.shape[0] * image.shape[1] for image in self.images], np.float64)
-        self.image_weights = areas / areas.sum()
         self.augmentation = augmentation(seed=seed) if augment else None
 
     def __len__(self):
@@ -1380,7 +1379,7 @@ class PatchDataset(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         count = min(self.batch_size, self.patches_per_epoch - index * self.batch_size)
         size = self.patch_size
-        picks = rng.choice(len(self.images), size=count, p=self.image_weights)
+        picks = rng.integers(0, len(self.images), size=count)
         images, masks = [], []
         for pick in picks:
             height, width = self.images[pick].shape[:2]

@@ -12,7 +12,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+# Run as a script, tests/ is sys.path[0]; under pytest, conftest.py puts it there.
+from notebook_paths import LESSONS
+
 KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
 
 
@@ -40,7 +42,7 @@ def execute_in_place(path, timeout=900):
 
 
 def main(paths):
-    paths = paths or sorted(str(p) for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    paths = paths or [str(lesson) for lesson in LESSONS]
     for path in paths:
         seconds = execute_in_place(path)
         print(f"{Path(path).name}: executed in {seconds:.0f} s", flush=True)

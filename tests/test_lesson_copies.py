@@ -5,14 +5,14 @@ formatting and docstrings may differ, code may not)."""
 import ast
 import copy
 import inspect
-from pathlib import Path
 
 import nbformat
 import pytest
 
 import unet_helpers as uh
+from notebook_paths import NOTEBOOK_DIR
 
-LESSON = Path(__file__).resolve().parent.parent / "notebooks" / "02_blocks_as_functions.ipynb"
+LESSON = NOTEBOOK_DIR / "02_blocks_as_functions.ipynb"
 BLOCKS = ["conv_block", "encoder_block", "decoder_block"]
 
 

@@ -1,20 +1,12 @@
 """Unit tests for the metrics half of unet_helpers: IoU/Dice vs sklearn and Keras, losses, plots."""
 
 import keras
-import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score, jaccard_score
 
 import unet_helpers as uh
-
-matplotlib.use("Agg")
-
-
-@pytest.fixture
-def fresh_session():
-    keras.backend.clear_session()
-    yield
 
 
 def random_cases(count=50, seed=0):
@@ -378,7 +370,7 @@ def test_plot_history_one_panel_per_metric():
     assert len(uh.plot_history(history, metrics=["iou"]).axes) == 1
     with pytest.raises(ValueError, match="mean_iou"):
         uh.plot_history(history, metrics=["mean_iou"])
-    matplotlib.pyplot.close("all")
+    plt.close("all")
 
 
 def test_plot_confusion_matrix_annotates_row_percentages():
@@ -390,7 +382,7 @@ def test_plot_confusion_matrix_annotates_row_percentages():
     assert texts[6:] == ["n/a"] * 3
     counts = uh.plot_confusion_matrix(matrix, normalize=False)
     assert [text.get_text() for text in counts.axes[0].texts][:2] == ["3", "1"]
-    matplotlib.pyplot.close("all")
+    plt.close("all")
 
 
 def test_pixel_accuracy_matches_sklearn_and_is_high_for_an_empty_prediction():

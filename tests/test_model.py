@@ -6,11 +6,8 @@ import pytest
 
 import unet_helpers as uh
 
-
-@pytest.fixture(autouse=True)
-def fresh_session():
-    keras.backend.clear_session()
-    yield
+# Every test here starts from an empty Keras session (fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("fresh_session")
 
 
 def test_original_tutorial_parameter_counts():
@@ -172,9 +169,6 @@ def test_feature_map_table_matches_the_built_model():
 
 
 def test_plot_unet_diagram_draws_one_box_per_stage():
-    import matplotlib
-
-    matplotlib.use("Agg")
     ax = uh.plot_unet_diagram((128, 128, 3), base_filters=16, depth=3)
     assert len(ax.patches) == 2 * 3 + 1
     texts = [t.get_text() for t in ax.texts]
