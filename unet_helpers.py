@@ -1,10 +1,32 @@
 """Shared code for the unet-from-blocks lessons: U-Net blocks, ``build_unet``, data, metrics, plots.
 
-Each function is introduced in a lesson and lives here once. Keras 3 (``import keras``) keeps the
-code backend-neutral; TensorFlow is the backend the course ships and tests.
-"""
+Each function is introduced in a lesson and lives here once, in lesson order. Keras 3
+(``import keras``) keeps the code backend-neutral; TensorFlow is the backend the course ships and
+tests.
 
-from __future__ import annotations
+Contents, by the lesson that introduces each function:
+
+* 01 architecture: ``feature_map_table``, ``print_feature_map_table``, ``valid_sizes_near``,
+  ``check_unet_config``, ``plot_unet_diagram``.
+* 02 blocks as functions: ``conv_block``, ``encoder_block``, ``decoder_block``,
+  ``BATCHNORM_MOMENTUM``.
+* 03 assemble and summarize: ``build_unet``, ``head_activation``, ``training_setup``,
+  ``output_classes``, ``mask_classes``, ``predicted_classes``, ``compile_unet``.
+* 04 binary segmentation: ``ensure_dataset`` / ``make_synthetic_dataset`` / ``synthetic_pair``,
+  ``load_dataset`` (``load_images`` + ``normalize_image`` + ``cut_tiles``), ``split_dataset``,
+  ``class_pixel_fractions``, ``show_examples``, ``segmentation_metrics``, ``per_class_iou``,
+  ``per_image_iou``, ``plot_history``, ``peak_memory_bytes``.
+* 05 multiclass: ``SYNTHETIC_CLASS_NAMES``, ``iou_table``, ``confusion_matrix``,
+  ``plot_confusion_matrix``, ``class_frequency_weights``, ``pixel_weights``, ``DiceLoss``
+  (``dice_loss``, ``dice_cross_entropy_loss``).
+* 06 accuracy versus IoU: ``pixel_accuracy``, ``per_class_dice``, ``mean_iou``.
+* 07 real images at full resolution: ``read_image``, ``normalize_image``, ``load_images``,
+  ``augmentation``, ``PatchDataset``, ``predict_tiled`` (``blending_window``, ``tile_starts``,
+  ``pad_to_at_least``), ``FullImageValidation``, ``pooled_iou``, ``count_objects``,
+  ``split_touching``, ``interior_boundary_mask``.
+
+The file is in four parts: model (01-03), data (04-07), metrics (04-06), real images (07).
+"""
 
 from pathlib import Path
 
@@ -17,9 +39,11 @@ from PIL import Image
 # Model: blocks and build_unet (lessons 01-03)
 # --------------------------------------------------------------------------------------------------
 
-#: BatchNormalization momentum. Keras' default 0.99 keeps the moving mean/variance close to their
-#: initial values for hundreds of steps, so a briefly trained model predicts garbage in inference
-#: mode ("all my predictions are black"). 0.9 lets the statistics catch up within a short CPU run.
+#: BatchNormalization momentum. In inference mode (``predict``) each layer normalises with moving
+#: averages that keep ``momentum**n`` of their initial value after n steps (0.99**100 = 37 %,
+#: 0.99**200 = 13 %; 0.9**100 < 0.003 %) and that lag behind the batch statistics while the weights
+#: still change (by about ``momentum / (1 - momentum)`` steps: 99 at 0.99, 9 at 0.9). Keras' default
+#: 0.99 is made for long runs; 0.9 follows a short CPU run more closely. Lesson 03, section 7.
 BATCHNORM_MOMENTUM = 0.9
 
 
@@ -46,12 +70,23 @@ def decoder_block(x, skip, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
     return conv_block(x, filters, batchnorm_momentum)
 
 
-def valid_sizes_near(size, depth, count=2):
-    """The ``count`` sizes below and above ``size`` that are divisible by ``2**depth``."""
+def check_whole_number(name, value, hint=""):
+    """Raise a ValueError naming ``name`` unless ``value`` is an int >= 1 (``True`` is refused)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(
+            f"{name} must be a whole number >= 1; got {value!r}" + (hint and f": {hint}") + "."
+        )
+
+
+def valid_sizes_near(size, depth):
+    """The two sizes below and the two above ``size`` that are divisible by ``2**depth``."""
     step = 2**depth
-    below = [(size // step - i) * step for i in range(count)]
-    above = [(size // step + 1 + i) * step for i in range(count)]
+    below = [(size // step - i) * step for i in range(2)]
+    above = [(size // step + 1 + i) * step for i in range(2)]
     return sorted(s for s in below + above if s > 0)
+
+
+N_CLASSES_HINT = "use 1 for binary (foreground/background) masks, K >= 2 for K classes"
 
 
 def check_unet_config(input_shape, n_classes=1, base_filters=64, depth=4):
@@ -61,14 +96,13 @@ def check_unet_config(input_shape, n_classes=1, base_filters=64, depth=4):
             f"input_shape must be (height, width, channels), for example (128, 128, 3); "
             f"got {input_shape!r}. A grayscale image still needs its channel: (128, 128, 1)."
         )
-    for name, value in (("n_classes", n_classes), ("depth", depth), ("base_filters", base_filters)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            hint = {
-                "n_classes": "use 1 for binary (foreground/background) masks, K >= 2 for K classes",
-                "depth": "use the number of pooling steps, typically 3 or 4",
-                "base_filters": "use a positive integer: 16 on a CPU, 64 in the original U-Net",
-            }[name]
-            raise ValueError(f"{name} must be a whole number >= 1; got {value!r}: {hint}.")
+    check_whole_number("n_classes", n_classes, N_CLASSES_HINT)
+    check_whole_number("depth", depth, "use the number of pooling steps, typically 3 or 4")
+    check_whole_number(
+        "base_filters",
+        base_filters,
+        "use a positive integer: 16 on a CPU, 64 in the original U-Net",
+    )
     height, width, channels = input_shape
     if not isinstance(channels, (int, np.integer)) or channels < 1:
         raise ValueError(
@@ -115,7 +149,11 @@ def build_unet(
 
 
 def head_activation(n_classes):
-    """Sigmoid for one output channel (binary), softmax across channels for K >= 2 classes."""
+    """Sigmoid for one output channel (binary), softmax across channels for K >= 2 classes.
+
+    Softmax assumes one class per pixel. Multi-label masks (classes that may overlap) need K
+    independent sigmoid channels and binary cross-entropy: build and compile those by hand.
+    """
     return "sigmoid" if n_classes == 1 else "softmax"
 
 
@@ -124,7 +162,8 @@ def training_setup(n_classes):
 
     Binary (1 channel): sigmoid + binary cross-entropy, metrics accuracy and foreground IoU.
     Multiclass (K channels): softmax + sparse categorical cross-entropy (masks hold class ids, not
-    one-hot vectors), metrics accuracy and mean IoU over the K classes.
+    one-hot vectors), metrics accuracy and mean IoU over the K classes. Both are single-label: each
+    pixel has exactly one class (multi-label setups are built by hand, see ``head_activation``).
     """
     mask_classes(n_classes)  # validates n_classes
     return {
@@ -143,11 +182,39 @@ def output_classes(model):
     return int(model.output_shape[-1])
 
 
+def mask_classes(n_classes):
+    """How many label values the masks hold for a ``build_unet`` head of ``n_classes`` channels.
+
+    One channel means binary, so the masks hold 2 values (0 background, 1 foreground); K >= 2 -> K.
+    """
+    check_whole_number("n_classes", n_classes, N_CLASSES_HINT)
+    return 2 if n_classes == 1 else int(n_classes)
+
+
+def predicted_classes(probabilities, threshold=0.5):
+    """Turn model output ``(..., C)`` into class ids ``(..., 1)`` (uint8) before computing IoU.
+
+    One channel (sigmoid): 1 where probability >= ``threshold``. C channels (softmax): argmax.
+    """
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim == 0:
+        raise ValueError("probabilities must have a channel axis last, for example (N, H, W, C).")
+    channels = probabilities.shape[-1]
+    dtype = np.uint8 if channels <= 256 else np.int64
+    if channels == 1:
+        return (probabilities >= threshold).astype(dtype)
+    return np.argmax(probabilities, axis=-1, keepdims=True).astype(dtype)
+
+
 def compile_unet(model, learning_rate=1e-3, loss=None):
     """Compile with Adam and the loss/metrics that match the model's own head.
 
     The number of classes is read from the model, so a softmax model can never be compiled with
-    binary cross-entropy by accident. ``loss`` replaces the default loss (for example a Dice loss).
+    binary cross-entropy by accident. ``loss`` replaces the default loss (for example a Dice loss);
+    binary cross-entropy on a softmax head with K >= 2 channels is refused (as a string such as
+    ``"binary_crossentropy"``, a ``keras.losses.BinaryCrossentropy`` or the function
+    ``keras.losses.binary_crossentropy``). Deliberate multi-label models (K sigmoid channels,
+    binary cross-entropy) are built and compiled by hand with ``model.compile``.
     """
     n_classes = output_classes(model)
     setup = training_setup(n_classes)
@@ -158,6 +225,24 @@ def compile_unet(model, learning_rate=1e-3, loss=None):
             f"the model has {n_classes} output channel(s) and a {activation_name} head, but "
             f"{n_classes} channel(s) need {setup['activation']}. Build it with "
             f"build_unet(..., n_classes={n_classes}) so the head matches."
+        )
+    resolved = loss
+    if isinstance(loss, str):
+        try:
+            resolved = keras.losses.get(loss)
+        except ValueError:  # a name only model.compile knows, such as "crossentropy"
+            resolved = None
+    binary_crossentropy = keras.losses.binary_crossentropy
+    if n_classes > 1 and (
+        resolved is binary_crossentropy or getattr(resolved, "fn", None) is binary_crossentropy
+    ):
+        raise ValueError(
+            f"binary_crossentropy scores each of the {n_classes} softmax channels as an "
+            f"independent yes/no question, but a softmax head gives one class per pixel. For "
+            f"masks of class ids 0..{n_classes - 1} leave loss=None (sparse categorical "
+            f"cross-entropy) or use uh.dice_cross_entropy_loss({n_classes}). Multi-label masks "
+            f"(classes that overlap) need {n_classes} sigmoid channels: build and compile that "
+            f"model by hand with model.compile."
         )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
@@ -191,14 +276,13 @@ def print_feature_map_table(input_shape, base_filters=64, depth=4):
         print(f"{stage:<10} {height:>6} {width:>6} {filters:>8}")
 
 
-def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1, ax=None):
+def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1):
     """Draw the U: a box per level (size, filters), pooling, up-sampling and skip arrows."""
     import matplotlib.pyplot as plt
 
     check_unet_config(input_shape, n_classes, base_filters, depth)
     height, width, _ = input_shape
-    if ax is None:
-        _, ax = plt.subplots(figsize=(2.0 + 1.5 * depth, 1.5 + 0.9 * depth))
+    _, ax = plt.subplots(figsize=(2.0 + 1.5 * depth, 1.5 + 0.9 * depth))
     box_w, box_h = 1.6, 0.55
     span = 2 * depth + 2  # horizontal slots: encoder levels, bridge, decoder levels
 
@@ -265,15 +349,15 @@ def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1, ax=Non
 
 
 # --------------------------------------------------------------------------------------------------
-# Data: synthetic generator, loader, split, pictures (lessons 04-05)
+# Data: synthetic generator, loader at full resolution, split, pictures (lessons 04-07)
 # --------------------------------------------------------------------------------------------------
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: Masks must be lossless: JPEG compression blurs edges and invents class ids that do not exist.
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
 LAYOUT_HELP = (
-    "expected layout: <directory>/images/<stem>.png and <directory>/masks/<stem>.png, "
-    "same stem for an image and its mask (see data/README.md)"
+    "expected layout: <directory>/images/<stem>.png and <directory>/masks/<stem>.png (or "
+    "masks/<stem>_mask.png), same stem for an image and its mask (see data/README.md)"
 )
 #: Synthetic classes: 0 background, then one name per object class.
 SYNTHETIC_CLASS_NAMES = {
@@ -413,8 +497,7 @@ def make_synthetic_dataset(
     """
     if task not in SYNTHETIC_CLASS_NAMES:
         raise ValueError(f"task must be 'binary' or 'multiclass'; got {task!r}.")
-    if not isinstance(n_images, (int, np.integer)) or n_images < 1:
-        raise ValueError(f"n_images must be a whole number >= 1; got {n_images!r}.")
+    check_whole_number("n_images", n_images)
     if task == "multiclass" and n_classes not in (2, 3, 4):
         raise ValueError(
             f"the synthetic multiclass set has 2 to 4 classes (background, ellipse, rectangle, "
@@ -454,7 +537,8 @@ def _paired_stems(directory):
         path = Path(directory) / folder
         found = path.iterdir() if path.is_dir() else []
         stems[folder] = {p.stem for p in found if p.is_file() and not p.name.startswith(".")}
-    return stems["images"] & stems["masks"], stems["images"]
+    masks = stems["masks"] | {stem.removesuffix("_mask") for stem in stems["masks"]}
+    return stems["images"] & masks, stems["images"]
 
 
 def ensure_dataset(directory, task="binary", **generator_kwargs):
@@ -477,12 +561,12 @@ def _names(names, cap=20):
     return text + (f" and {len(names) - cap} more" if len(names) > cap else "")
 
 
-def _values_text(values, cap=12):
-    """A set of mask values as ``{0, 1, 7}``, shortened when there are many."""
+def _values_text(values):
+    """A set of mask values as ``{0, 1, 7}``, shortened when there are more than 12."""
     values = sorted(int(value) for value in values)
-    if len(values) <= cap:
+    if len(values) <= 12:
         return "{" + ", ".join(map(str, values)) + "}"
-    return "{" + ", ".join(map(str, values[:cap])) + f", ...}} ({len(values)} values)"
+    return "{" + ", ".join(map(str, values[:12])) + f", ...}} ({len(values)} values)"
 
 
 def _folder_files(directory, folder, extensions):
@@ -628,7 +712,11 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8)):
 
 
 def _paired_files(directory):
-    """``(image_files, mask_files)``: stem -> path, checked to pair up one to one."""
+    """``(image_files, mask_files)``: image stem -> path, checked to pair up one to one.
+
+    A mask pairs with the image of the same stem; ``masks/<stem>_mask.png``, a common naming,
+    pairs with ``images/<stem>.*`` too, unless that would give an image two masks.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(
@@ -637,6 +725,16 @@ def _paired_files(directory):
         )
     image_files = _folder_files(directory, "images", IMAGE_EXTENSIONS)
     mask_files = _folder_files(directory, "masks", MASK_EXTENSIONS)
+    for mask_stem in sorted(mask_files):
+        stem = mask_stem.removesuffix("_mask")
+        if stem == mask_stem or mask_stem in image_files or stem not in image_files:
+            continue
+        if stem in mask_files:
+            raise ValueError(
+                f"two masks for images/{image_files[stem].name}: masks/{mask_files[stem].name} "
+                f"and masks/{mask_files[mask_stem].name}. Keep one of them and move the other out."
+            )
+        mask_files[stem] = mask_files.pop(mask_stem)
     if not image_files:
         raise ValueError(
             f"no images in {directory.as_posix()}/images: {LAYOUT_HELP}. Put the images there, "
@@ -656,8 +754,8 @@ def _paired_files(directory):
             )
         raise ValueError(
             f"unpaired files in {directory.as_posix()}: {'; '.join(problems)}. Every image needs a "
-            f"mask with the same stem (images/a.jpg <-> masks/a.png): add the missing files or "
-            f"move the unpaired ones out."
+            f"mask with the same stem (images/a.jpg <-> masks/a.png or masks/a_mask.png): add the "
+            f"missing files or move the unpaired ones out."
         )
     return image_files, mask_files
 
@@ -891,9 +989,7 @@ def _overlay(image, mask, n_classes, alpha=0.45):
     return np.clip(np.where(painted, (1 - alpha) * rgb + alpha * colours, rgb), 0.0, 1.0)
 
 
-def show_examples(
-    images, masks, predictions=None, n_classes=1, count=4, class_names=None, threshold=0.5
-):
+def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_names=None):
     """Figure with one row per example: image, true mask, (prediction, errors), overlay.
 
     ``predictions`` may be model outputs (probabilities) or class ids. Returns the figure.
@@ -907,7 +1003,7 @@ def show_examples(
         columns += ["prediction", "errors"]
         predicted_ids = np.asarray(predictions[:count])
         if np.issubdtype(predicted_ids.dtype, np.floating):  # probabilities -> class ids
-            predicted_ids = predicted_classes(predicted_ids, threshold)
+            predicted_ids = predicted_classes(predicted_ids)
         predicted_ids = predicted_ids[..., 0]
     columns.append("overlay (true)")
     figure, axes = plt.subplots(
@@ -947,9 +1043,14 @@ def show_examples(
                 axis.set_title(titles[2].replace("prediction", "").strip(), fontsize=8)
     if n_classes > 1:
         names = class_names or ["background"] + [f"class {i}" for i in range(1, n_classes)]
+        if len(names) != n_classes:
+            raise ValueError(
+                f"got {len(names)} class_names for n_classes={n_classes}: give one name per class, "
+                f"background first."
+            )
         handles = [
             Patch(facecolor=colour, edgecolor="0.5", label=f"{i} {name}")
-            for i, (colour, name) in enumerate(zip(_palette(n_classes), names, strict=False))
+            for i, (colour, name) in enumerate(zip(_palette(n_classes), names, strict=True))
         ]
         figure.legend(handles=handles, loc="lower center", ncol=min(n_classes, 6), fontsize=8)
     figure.tight_layout(rect=(0, 0.06 if n_classes > 1 else 0, 1, 1))
@@ -959,34 +1060,6 @@ def show_examples(
 # --------------------------------------------------------------------------------------------------
 # Metrics: confusion matrix, IoU and Dice, Keras training metrics, Dice loss, plots (lessons 04-06)
 # --------------------------------------------------------------------------------------------------
-
-
-def mask_classes(n_classes):
-    """How many label values the masks hold for a ``build_unet`` head of ``n_classes`` channels.
-
-    One channel means binary, so the masks hold 2 values (0 background, 1 foreground); K >= 2 -> K.
-    """
-    if not isinstance(n_classes, (int, np.integer)) or isinstance(n_classes, bool) or n_classes < 1:
-        raise ValueError(
-            f"n_classes must be a whole number >= 1; got {n_classes!r}: use 1 for binary "
-            f"(foreground/background) masks, K >= 2 for K classes."
-        )
-    return 2 if n_classes == 1 else int(n_classes)
-
-
-def predicted_classes(probabilities, threshold=0.5):
-    """Turn model output ``(..., C)`` into class ids ``(..., 1)`` (uint8) before computing IoU.
-
-    One channel (sigmoid): 1 where probability >= ``threshold``. C channels (softmax): argmax.
-    """
-    probabilities = np.asarray(probabilities)
-    if probabilities.ndim == 0:
-        raise ValueError("probabilities must have a channel axis last, for example (N, H, W, C).")
-    channels = probabilities.shape[-1]
-    dtype = np.uint8 if channels <= 256 else np.int64
-    if channels == 1:
-        return (probabilities >= threshold).astype(dtype)
-    return np.argmax(probabilities, axis=-1, keepdims=True).astype(dtype)
 
 
 def _check_label_masks(y_true, y_pred):
@@ -1025,10 +1098,7 @@ def confusion_matrix(y_true, y_pred, num_classes):
 
     Inputs are integer masks of any (equal) shape; they are flattened.
     """
-    if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool):
-        raise ValueError(f"num_classes must be a whole number >= 1; got {num_classes!r}.")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be a whole number >= 1; got {num_classes!r}.")
+    check_whole_number("num_classes", num_classes)
     y_true, y_pred = _check_label_masks(y_true, y_pred)
     for name, mask in (("y_true", y_true), ("y_pred", y_pred)):
         if mask.size and (mask.min() < 0 or mask.max() >= num_classes):
@@ -1064,7 +1134,9 @@ def _ratio_or_nan(numerator, denominator):
 def per_class_iou(y_true, y_pred, num_classes):
     """IoU = TP / (TP + FP + FN) per class, float64 ``(num_classes,)``.
 
-    A class absent from both truth and prediction gets NaN (undefined), so empty masks give all NaN.
+    A class absent from both truth and prediction gets NaN (undefined). All-background masks
+    predicted as all background give background IoU 1 and NaN for every other class; only masks
+    without any pixel (size 0) give all NaN.
     """
     matrix = confusion_matrix(y_true, y_pred, num_classes)
     true_positives = np.diag(matrix)
@@ -1458,24 +1530,20 @@ def pooled_iou(masks, predictions, class_id=1):
 class FullImageValidation(keras.callbacks.Callback):
     """After each epoch, predict the validation images whole (``predict_tiled``) and log their IoU.
 
-    Logs ``val_iou``: the foreground IoU pooled over the images (binary), or of the classes
-    ``class_ids`` merged into one (for example nucleus interior and boundary). Put it before any
-    callback that monitors ``val_iou``.
+    Logs ``val_iou`` at threshold 0.5: the foreground IoU pooled over the images (binary), or of
+    the classes ``class_ids`` merged into one (for example nucleus interior and boundary). Put it
+    before any callback that monitors ``val_iou``.
     """
 
-    def __init__(self, images, masks, class_ids=(1,), overlap=0.25, threshold=0.5):
+    def __init__(self, images, masks, class_ids=(1,)):
         super().__init__()
-        self.images, self.masks = images, masks
-        self.class_ids, self.overlap, self.threshold = tuple(class_ids), overlap, threshold
+        self.images, self.masks, self.class_ids = images, masks, tuple(class_ids)
 
     def on_epoch_end(self, epoch, logs=None):
         """Add ``val_iou`` to the epoch's logs (and so to the history and the printed line)."""
-        predictions = [
+        predictions = [  # overlap 0.25: a quarter of the tiles of 0.5, for a quick check
             np.isin(
-                predicted_classes(
-                    predict_tiled(self.model, image, overlap=self.overlap), self.threshold
-                ),
-                self.class_ids,
+                predicted_classes(predict_tiled(self.model, image, overlap=0.25)), self.class_ids
             )
             for image in self.images
         ]

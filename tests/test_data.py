@@ -114,6 +114,29 @@ def test_equal_channel_rgb_mask_is_accepted_as_grayscale(tmp_path):
     assert masks.sum() == 16
 
 
+def test_masks_named_stem_mask_pair_with_their_image(tmp_path):
+    write_pair(tmp_path, "a", rgb(), square_mask(), mask_suffix="_mask.png")
+    write_pair(tmp_path, "b", rgb(), np.zeros((16, 16)), image_suffix=".jpg")  # plain naming too
+    write_pair(tmp_path, "c_mask", rgb(), square_mask())  # an image whose own stem ends in _mask
+    images, masks, stems = uh.load_dataset(tmp_path, image_size=16)
+    assert stems == ["a", "b", "c_mask"] and images.shape == (3, 16, 16, 3)
+    assert masks[0].sum() == 16 and masks[1].sum() == 0 and masks[2].sum() == 16
+
+
+def test_stem_mask_and_stem_both_present_is_refused(tmp_path):
+    write_pair(tmp_path, "a", rgb(), square_mask())
+    Image.fromarray(square_mask()).save(tmp_path / "masks" / "a_mask.png")
+    with pytest.raises(ValueError, match=r"two masks for images/a.png: masks/a.png and masks/a_m"):
+        uh.load_dataset(tmp_path, image_size=16)
+
+
+def test_stem_mask_without_its_image_is_named(tmp_path):
+    write_pair(tmp_path, "a", rgb(), square_mask())
+    Image.fromarray(square_mask()).save(tmp_path / "masks" / "b_mask.png")
+    with pytest.raises(ValueError, match=r"1 mask\(s\) without an image: masks/b_mask.png"):
+        uh.load_dataset(tmp_path, image_size=16)
+
+
 # Loader: every error names the problem and the fix ----------------------------------------------
 
 
@@ -395,3 +418,9 @@ def test_multiclass_generator_keeps_the_first_classes(tmp_path, n_classes):
     assert set(np.unique(masks).tolist()) == set(range(n_classes))
     with pytest.raises(ValueError, match="2 to 4 classes"):
         uh.make_synthetic_dataset(tmp_path / "other", "multiclass", n_images=2, n_classes=5)
+
+
+def test_show_examples_refuses_too_few_class_names():
+    masks = np.zeros((1, 8, 8, 1), np.uint8)
+    with pytest.raises(ValueError, match="got 2 class_names for n_classes=3"):
+        uh.show_examples(np.zeros((1, 8, 8, 3)), masks, n_classes=3, class_names=["a", "b"])

@@ -181,6 +181,17 @@ def test_single_class_and_all_background():
         uh.mean_iou(mask, mask, 1, include_background=False)
 
 
+def test_all_background_masks_give_background_iou_1_not_all_nan():
+    background = np.zeros((3, 8, 8, 1), dtype=np.uint8)  # no object anywhere, none predicted
+    iou = uh.per_class_iou(background, background, 4)
+    assert iou[0] == 1.0 and np.isnan(iou[1:]).all()
+    dice = uh.per_class_dice(background, background, 4)
+    assert dice[0] == 1.0 and np.isnan(dice[1:]).all()
+    assert uh.mean_iou(background, background, 4) == 1.0
+    # Only masks without a single pixel give NaN for every class.
+    assert np.isnan(uh.per_class_iou(background[:0], background[:0], 4)).all()
+
+
 def test_float_masks_with_whole_values_are_accepted():
     y_true = np.array([[0.0, 1.0], [1.0, 1.0]], dtype=np.float32)
     assert uh.mean_iou(y_true, y_true.astype(bool), 2) == 1.0

@@ -124,6 +124,42 @@ def test_compile_unet_refuses_mismatched_head():
         uh.compile_unet(keras.Model(inputs, outputs))
 
 
+BINARY_CROSSENTROPY_FORMS = {
+    "string": lambda: "binary_crossentropy",
+    "alias": lambda: "bce",
+    "object": keras.losses.BinaryCrossentropy,
+    "function": lambda: keras.losses.binary_crossentropy,
+}
+
+
+@pytest.mark.parametrize("form", BINARY_CROSSENTROPY_FORMS)
+def test_compile_unet_refuses_binary_crossentropy_on_a_softmax_head(form):
+    model = uh.build_unet((16, 16, 1), 4, base_filters=2, depth=1)
+    with pytest.raises(ValueError, match="binary_crossentropy") as raised:
+        uh.compile_unet(model, loss=BINARY_CROSSENTROPY_FORMS[form]())
+    message = str(raised.value)
+    assert "sparse categorical cross-entropy" in message
+    assert "uh.dice_cross_entropy_loss(4)" in message
+    assert "model.compile" in message  # where deliberate multi-label models go
+
+
+@pytest.mark.parametrize("form", BINARY_CROSSENTROPY_FORMS)
+def test_compile_unet_accepts_binary_crossentropy_on_a_sigmoid_head(form):
+    model = uh.build_unet((16, 16, 1), 1, base_filters=2, depth=1)
+    uh.compile_unet(model, loss=BINARY_CROSSENTROPY_FORMS[form]())
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 16, 16, 1), dtype=np.float32)
+    y = rng.integers(0, 2, (2, 16, 16, 1)).astype(np.float32)
+    history = model.fit(x, y, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "crossentropy"])
+def test_compile_unet_accepts_other_losses_on_a_softmax_head(loss):
+    model = uh.build_unet((16, 16, 1), 3, base_filters=2, depth=1)
+    assert uh.compile_unet(model, loss=loss).loss == loss
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -173,3 +209,12 @@ def test_plot_unet_diagram_draws_one_box_per_stage():
     assert len(ax.patches) == 2 * 3 + 1
     texts = [t.get_text() for t in ax.texts]
     assert "16x16\n128 filters" in texts  # the bridge
+
+
+@pytest.mark.parametrize("value", [True, 0, -2, 2.0, "3", None])
+def test_whole_numbers_are_checked_in_one_place(value):
+    with pytest.raises(ValueError, match=r"depth must be a whole number >= 1; got .*pooling"):
+        uh.build_unet((32, 32, 1), depth=value)
+    with pytest.raises(ValueError, match="n_classes must be a whole number"):
+        uh.mask_classes(value)
+    uh.check_whole_number("count", np.int64(3))  # NumPy integers are whole numbers too

@@ -53,3 +53,28 @@ def test_lesson_has_the_course_shape(path):
     assert "## Summary" in headings and "## Exercises" in headings
     skips = [c for c in cells if c.cell_type == "code" and "NBVAL_SKIP" in c.source]
     assert not skips, "no NBVAL_SKIP: fix the cause instead"
+
+
+DEFAULTS_LESSONS = [
+    path
+    for path in LESSONS
+    if "DEFAULTS" in "".join(c.source for c in nbformat.read(path, 4).cells)
+]
+
+
+@pytest.mark.parametrize("path", DEFAULTS_LESSONS, ids=lambda p: p.name)
+def test_defaults_check_matches_the_parameters_cell(path):
+    # A lesson checks its IoU floor only when DEFAULTS is true. If the tuple it compares against
+    # drifted from the parameters cell, the floor would silently never be checked again.
+    import ast
+
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    parameters = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+    namespace = {}
+    exec(parameters.source, namespace)
+    for cell in cells:
+        for node in ast.parse(cell.source).body:
+            targets = getattr(node, "targets", [])
+            if any(getattr(t, "id", "").startswith("DEFAULT") for t in targets):
+                exec(compile(ast.Module([node], []), path.name, "exec"), namespace)
+    assert namespace.get("DEFAULTS") is True, f"{path.name}: DEFAULTS is false at the defaults"
