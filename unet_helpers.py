@@ -689,8 +689,13 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8)):
 
     The one normalisation used for training and prediction alike, so a dim image and a bright one
     look the same to the network. ``channels`` 1 or 3 converts (luminance, or a repeated gray).
+    ``percentiles=None`` keeps absolute brightness instead: integers are divided by their type's
+    maximum (255 for 8 bit, 65535 for 16 bit), for data where brightness itself tells classes apart.
     """
     array = np.asarray(image)
+    maximum = np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1.0
+    if array.dtype.kind == "i" and array.max(initial=0) <= 65535:
+        maximum = 65535  # Pillow reads 16-bit PNGs as int32
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
@@ -705,6 +710,8 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8)):
         array = array @ np.array([[0.299], [0.587], [0.114]], np.float32)  # luminance, as Pillow
     elif channels == 3 and array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
+    if percentiles is None:
+        return np.clip(array / np.float32(maximum), 0.0, 1.0)
     low, high = np.percentile(array, percentiles)
     if not high > low:  # a flat image: nothing to scale
         return np.zeros_like(array)
@@ -760,7 +767,7 @@ def _paired_files(directory):
     return image_files, mask_files
 
 
-def load_images(directory, n_classes=1, channels=3):
+def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8)):
     """Read ``images/`` and ``masks/`` at full resolution, by stem: ``(images, masks, stems)``.
 
     images: a list of float32 (H, W, channels) arrays, each normalised by ``normalize_image``;
@@ -812,7 +819,7 @@ def load_images(directory, n_classes=1, channels=3):
         if wrong or mixed_files:
             continue
         masks.append(ids.astype(np.uint8)[..., None])
-        images.append(normalize_image(_picture_array(image_picture), channels))
+        images.append(normalize_image(_picture_array(image_picture), channels, percentiles))
     if corrupt:
         raise ValueError(
             f"cannot read {_names(corrupt)}: the file is corrupt, truncated or not really an "
@@ -867,15 +874,16 @@ def cut_tiles(array, tile_size):
     )
 
 
-def load_dataset(directory, image_size=128, n_classes=1, channels=3):
+def load_dataset(directory, image_size=128, n_classes=1, channels=3, percentiles=(1.0, 99.8)):
     """Load a folder as training arrays at full resolution: ``(images, masks, stems)``.
 
-    Each image is normalised (``normalize_image``) and cut into ``image_size`` tiles
-    (``cut_tiles``): never resized, so large images keep their detail and small ones are padded.
+    Each image is normalised (``normalize_image`` with ``percentiles``) and cut into
+    ``image_size`` tiles (``cut_tiles``): never resized, so large images keep their detail and
+    small ones are padded.
     images: float32 (N, image_size, image_size, channels); masks: uint8 (N, image_size,
     image_size, 1) class ids; stems: the file stem of each tile, for ``split_dataset(groups=...)``.
     """
-    full_images, full_masks, file_stems = load_images(directory, n_classes, channels)
+    full_images, full_masks, file_stems = load_images(directory, n_classes, channels, percentiles)
     images, masks, stems = [], [], []
     for image, mask, stem in zip(full_images, full_masks, file_stems, strict=True):
         tiles = cut_tiles(image, image_size)
@@ -1477,10 +1485,11 @@ def blending_window(tile_size):
     return np.outer(ramp, ramp).astype(np.float32)
 
 
-def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8):
+def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, percentiles=(1.0, 99.8)):
     """(H, W, K) probabilities for a whole image of any size, K the model's output channels.
 
-    The image gets the training normalisation (``normalize_image``), is reflect-padded, and is
+    The image gets the training normalisation (``normalize_image``: pass the ``percentiles`` used
+    for training), is reflect-padded, and is
     predicted in overlapping tiles whose outputs are blended with ``blending_window``: no seams.
     Tiles go through the model ``batch_size`` at a time, so memory stays bounded.
     """
@@ -1493,7 +1502,7 @@ def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8):
         tile_size = model_height
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap is a share of a tile, 0 <= overlap < 1; got {overlap!r}.")
-    normalized = normalize_image(image, channels)
+    normalized = normalize_image(image, channels, percentiles)
     height, width = normalized.shape[:2]
     stride = max(1, tile_size - int(round(tile_size * overlap)))
     margin = (tile_size - stride) // 2  # the image's edge gets the centre of some tile

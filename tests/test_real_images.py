@@ -278,3 +278,15 @@ def test_interior_boundary_mask_separates_touching_objects():
     assert (mask[2:8, 5] == 2).all() and (mask[2:8, 6] == 2).all()  # the shared border
     assert (mask[4, 2:5] == 1).all() and (mask[labels == 0] == 0).all()
     assert uh.count_objects(mask == 1)[1] == 2
+
+
+def test_normalize_without_percentiles_keeps_absolute_brightness(tmp_path):
+    dim = np.full((4, 5), 51, np.uint8)
+    np.testing.assert_allclose(uh.normalize_image(dim, percentiles=None), 0.2)
+    deep = np.full((4, 5), 13107, np.uint16)
+    np.testing.assert_allclose(uh.normalize_image(deep, percentiles=None), 0.2)
+    Image.fromarray(deep).save(tmp_path / "deep.png")  # Pillow reads it back as int32
+    read_back = uh.read_image(tmp_path / "deep.png")
+    np.testing.assert_allclose(uh.normalize_image(read_back, percentiles=None), 0.2)
+    scaled = uh.normalize_image(np.array([[0.25, 2.0]]), percentiles=None)  # floats: clipped
+    np.testing.assert_allclose(scaled[..., 0], [[0.25, 1.0]])
