@@ -691,6 +691,7 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8)):
     look the same to the network. ``channels`` 1 or 3 converts (luminance, or a repeated gray).
     ``percentiles=None`` keeps absolute brightness instead: integers are divided by their type's
     maximum (255 for 8 bit, 65535 for 16 bit), for data where brightness itself tells classes apart.
+    ``percentiles="auto"``: percentiles for a grayscale image (microscopy), absolute for colour.
     """
     array = np.asarray(image)
     maximum = np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1.0
@@ -706,6 +707,13 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8)):
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB); got {channels!r}.")
     array = array[..., :3].astype(np.float32)  # RGBA: drop alpha
+    if isinstance(percentiles, str):
+        if percentiles != "auto":
+            raise ValueError(
+                f'percentiles must be (low, high), None or "auto"; got {percentiles!r}.'
+            )
+        gray = array.shape[-1] == 1 or bool(np.all(array == array[..., :1]))
+        percentiles = (1.0, 99.8) if gray else None
     if channels == 1 and array.shape[-1] == 3:
         array = array @ np.array([[0.299], [0.587], [0.114]], np.float32)  # luminance, as Pillow
     elif channels == 3 and array.shape[-1] == 1:
