@@ -1,8 +1,8 @@
 """Shared code for the unet-from-blocks lessons: U-Net blocks, ``build_unet``, data, metrics, plots.
 
 Each function is introduced in a lesson and lives here once, in lesson order. Keras 3
-(``import keras``) keeps the code backend-neutral; TensorFlow is the backend the course ships and
-tests.
+(``import keras``) keeps the code backend-neutral: TensorFlow is the backend the course ships and
+tests everywhere; the helpers' Keras tests also run on JAX and PyTorch (tests/test_backends.py).
 
 Contents, by the lesson that introduces each function:
 
@@ -11,21 +11,27 @@ Contents, by the lesson that introduces each function:
 * 02 blocks as functions: ``conv_block``, ``encoder_block``, ``decoder_block``,
   ``BATCHNORM_MOMENTUM``.
 * 03 assemble and summarize: ``build_unet``, ``head_activation``, ``training_setup``,
-  ``output_classes``, ``mask_classes``, ``predicted_classes``, ``compile_unet``.
+  ``SparseCategoricalCrossentropy`` (``sparse_categorical_crossentropy``), ``output_classes``,
+  ``mask_classes``, ``predicted_classes``, ``compile_unet``.
 * 04 binary segmentation: ``ensure_dataset`` / ``make_synthetic_dataset`` / ``synthetic_pair``,
   ``load_dataset`` (``load_images`` + ``normalize_image`` + ``cut_tiles``), ``split_dataset``,
   ``class_pixel_fractions``, ``show_examples``, ``segmentation_metrics``, ``per_class_iou``,
-  ``per_image_iou``, ``plot_history``, ``peak_memory_bytes``.
+  ``per_image_iou``, ``plot_history``, ``peak_memory_bytes``; ``BinaryIoU`` and ``MeanIoU``
+  (``segmentation_metrics``).
 * 05 multiclass: ``SYNTHETIC_CLASS_NAMES``, ``iou_table``, ``confusion_matrix``,
   ``plot_confusion_matrix``, ``class_frequency_weights``, ``pixel_weights``, ``DiceLoss``
   (``dice_loss``, ``dice_cross_entropy_loss``).
 * 06 accuracy versus IoU: ``pixel_accuracy``, ``per_class_dice``, ``mean_iou``.
 * 07 real images at full resolution: ``read_image``, ``normalize_image``, ``load_images``,
-  ``augmentation``, ``PatchDataset``, ``predict_tiled`` (``blending_window``, ``tile_starts``,
-  ``pad_to_at_least``), ``FullImageValidation``, ``pooled_iou``, ``count_objects``,
-  ``split_touching``, ``interior_boundary_mask``.
+  ``augmentation`` (``RandomRotation``), ``PatchDataset``, ``predict_tiled``
+  (``blending_window``, ``tile_starts``, ``pad_to_at_least``), ``FullImageValidation``,
+  ``pooled_iou``, ``count_objects``, ``split_touching``, ``interior_boundary_mask``.
 
 The file is in four parts: model (01-03), data (04-07), metrics (04-06), real images (07).
+
+Two counts, two names: ``n_classes`` is the number of output channels of the head (1 = binary,
+sigmoid; K >= 2 = softmax), ``n_labels`` the number of label values in the masks (binary = 2).
+``mask_classes(n_classes)`` converts the first into the second.
 """
 
 from pathlib import Path
@@ -169,12 +175,34 @@ def training_setup(n_classes):
     return {
         "activation": head_activation(n_classes),
         "loss": (
-            keras.losses.BinaryCrossentropy()
-            if n_classes == 1
-            else keras.losses.SparseCategoricalCrossentropy()
+            keras.losses.BinaryCrossentropy() if n_classes == 1 else SparseCategoricalCrossentropy()
         ),
         "metrics": segmentation_metrics(n_classes),
     }
+
+
+def sparse_categorical_crossentropy(y_true, y_pred):
+    """Keras' sparse categorical cross-entropy of each pixel: ids (N, H, W[, 1]) -> loss (N, H, W).
+
+    Computed on the pixels in one flat list, (N*H*W, K): the same numbers on every backend, and it
+    avoids PyTorch 2.13's failing backward pass for 4-D inputs (pytorch/pytorch issue 175084).
+    """
+    y_pred = keras.ops.convert_to_tensor(y_pred)
+    pixel_shape = keras.ops.shape(y_pred)[:-1]
+    flat_pred = keras.ops.reshape(y_pred, (-1, y_pred.shape[-1]))
+    flat_true = keras.ops.reshape(y_true, (-1,))
+    flat_loss = keras.losses.sparse_categorical_crossentropy(flat_true, flat_pred)
+    return keras.ops.reshape(flat_loss, pixel_shape)
+
+
+@keras.saving.register_keras_serializable(package="unet_helpers")
+class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
+    """``keras.losses.SparseCategoricalCrossentropy`` that runs on every backend, through
+    ``sparse_categorical_crossentropy`` above; ``sample_weight`` may give one weight per pixel."""
+
+    def call(self, y_true, y_pred):
+        """Loss of each pixel, (N, H, W)."""
+        return sparse_categorical_crossentropy(y_true, y_pred)
 
 
 def output_classes(model):
@@ -514,20 +542,38 @@ def make_synthetic_dataset(
         for folder in (image_folder, mask_folder):
             for path in folder.glob("*.png"):
                 path.unlink()
+    _write_synthetic(directory, task, range(n_images), image_size, seed, n_classes)
+    return directory
+
+
+def _synthetic_stem(index):
+    """File stem of synthetic image ``index``."""
+    return f"sample_{index:04d}"
+
+
+def _is_synthetic(directory, index, task, image_size=128, seed=0, n_classes=4):
+    """Whether ``images/`` holds synthetic image ``index`` exactly as the generator makes it."""
+    path = Path(directory) / "images" / f"{_synthetic_stem(index)}.png"
+    image, _ = synthetic_pair(task, image_size, np.random.default_rng([seed, index]), n_classes)
+    picture = _open_picture(path)
+    return picture is not None and np.array_equal(np.asarray(picture), image)
+
+
+def _write_synthetic(directory, task, indices, image_size=128, seed=0, n_classes=4):
+    """Write synthetic pairs ``indices`` into ``directory/images`` and ``directory/masks``."""
+    image_folder, mask_folder = Path(directory) / "images", Path(directory) / "masks"
     image_folder.mkdir(parents=True, exist_ok=True)
     mask_folder.mkdir(parents=True, exist_ok=True)
-    progress = keras.utils.Progbar(n_images, unit_name="image") if n_images > 200 else None
-    digits = max(4, len(str(n_images - 1)))
-    for index in range(n_images):
+    progress = keras.utils.Progbar(len(indices), unit_name="image") if len(indices) > 200 else None
+    for done, index in enumerate(indices, start=1):
         # One generator per image: image i is the same whatever n_images is.
         rng = np.random.default_rng([seed, index])
         image, mask = synthetic_pair(task, image_size, rng, n_classes)
-        stem = f"sample_{index:0{digits}d}"
+        stem = _synthetic_stem(index)
         Image.fromarray(image).save(image_folder / f"{stem}.png")
         Image.fromarray(mask * 255 if task == "binary" else mask).save(mask_folder / f"{stem}.png")
-        if progress is not None and ((index + 1) % 50 == 0 or index + 1 == n_images):
-            progress.update(index + 1)
-    return directory
+        if progress is not None and (done % 50 == 0 or done == len(indices)):
+            progress.update(done)
 
 
 def _paired_stems(directory):
@@ -541,14 +587,30 @@ def _paired_stems(directory):
     return stems["images"] & masks, stems["images"]
 
 
-def ensure_dataset(directory, task="binary", **generator_kwargs):
-    """Generate the synthetic set in ``directory`` unless it already holds images; return it."""
+def ensure_dataset(directory, task="binary", n_images=400, **generator_kwargs):
+    """Generate the synthetic set in ``directory`` unless it already holds images; return it.
+
+    A folder holding only the first k images of this synthetic set (``sample_0000`` to
+    ``sample_<k-1>``, the last one checked pixel for pixel), k < ``n_images``, gets the missing
+    ones added, so lessons that share a folder can ask for different sizes. No file is changed,
+    and a folder of other images never gets synthetic ones.
+    """
     directory = Path(directory)
     pairs, images = _paired_stems(directory)
     if images:
-        print(f"Found {len(pairs)} image/mask pairs in {directory.as_posix()}")
+        found = f"Found {len(pairs)} image/mask pairs in {directory.as_posix()}"
+        first_k = {_synthetic_stem(index) for index in range(len(images))}
+        if (
+            images == first_k
+            and pairs == images
+            and len(images) < n_images
+            and _is_synthetic(directory, len(images) - 1, task, **generator_kwargs)
+        ):
+            _write_synthetic(directory, task, range(len(images), n_images), **generator_kwargs)
+            found += f"; added synthetic pairs {len(images)} to {n_images - 1}"
+        print(found)
         return directory
-    make_synthetic_dataset(directory, task=task, **generator_kwargs)
+    make_synthetic_dataset(directory, task=task, n_images=n_images, **generator_kwargs)
     pairs, _ = _paired_stems(directory)
     print(f"Generated {len(pairs)} synthetic {task} image/mask pairs in {directory.as_posix()}")
     return directory
@@ -625,15 +687,14 @@ def _open_picture(path):
 
 def _mask_ids(picture):
     """2-D integer array of a mask's values, or None if it is a colour mask."""
-    if picture.mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+    bands = len(picture.getbands())
+    if bands >= 3:  # RGB, RGBA, CMYK...: a gray mask saved in colour has three equal channels
         rgb = np.asarray(picture.convert("RGB"))
         if (rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 0] != rgb[..., 2]).any():
             return None
         return rgb[..., 0].astype(np.int64)
-    if picture.mode in ("LA", "La", "PA"):
-        return np.asarray(picture)[..., 0].astype(np.int64)
-    # L, P (palette index = class id), 1, I, I;16 and F hold the values directly.
-    return np.asarray(picture).astype(np.int64)
+    values = np.asarray(picture)  # L, P (palette index = class id), 1, I, I;16, F; LA and PA
+    return (values[..., 0] if bands == 2 else values).astype(np.int64)  # drop the alpha band
 
 
 def _mask_value_error(n_classes, found, bad_values, mixed_files):
@@ -1109,29 +1170,29 @@ def _check_label_masks(y_true, y_pred):
     return y_true, y_pred
 
 
-def confusion_matrix(y_true, y_pred, num_classes):
-    """Pixel counts ``(num_classes, num_classes)``, int64: rows = true class, columns = predicted.
+def confusion_matrix(y_true, y_pred, n_labels):
+    """Pixel counts ``(n_labels, n_labels)``, int64: rows = true class, columns = predicted.
 
     Inputs are integer masks of any (equal) shape; they are flattened.
     """
-    check_whole_number("num_classes", num_classes)
+    check_whole_number("n_labels", n_labels)
     y_true, y_pred = _check_label_masks(y_true, y_pred)
     for name, mask in (("y_true", y_true), ("y_pred", y_pred)):
-        if mask.size and (mask.min() < 0 or mask.max() >= num_classes):
+        if mask.size and (mask.min() < 0 or mask.max() >= n_labels):
             bad = mask.min() if mask.min() < 0 else mask.max()
             hint = (
                 "masks stored as 0/255 images need dividing by 255 first"
                 if bad == 255
-                else "a binary model (n_classes=1) has 2 mask classes: num_classes = "
+                else "a binary model (n_classes=1) has 2 mask classes: n_labels = "
                 "uh.mask_classes(1) = 2"
             )
             raise ValueError(
-                f"{name} holds label {bad:g}, outside 0..{num_classes - 1} for "
-                f"num_classes={num_classes}: {hint}."
+                f"{name} holds label {bad:g}, outside 0..{n_labels - 1} for "
+                f"n_labels={n_labels}: {hint}."
             )
-    flat_index = y_true.astype(np.int64).ravel() * num_classes + y_pred.astype(np.int64).ravel()
-    counts = np.bincount(flat_index, minlength=num_classes * num_classes)
-    return counts.reshape(num_classes, num_classes).astype(np.int64)
+    flat_index = y_true.astype(np.int64).ravel() * n_labels + y_pred.astype(np.int64).ravel()
+    counts = np.bincount(flat_index, minlength=n_labels * n_labels)
+    return counts.reshape(n_labels, n_labels).astype(np.int64)
 
 
 def pixel_accuracy(y_true, y_pred):
@@ -1147,22 +1208,22 @@ def _ratio_or_nan(numerator, denominator):
     return result
 
 
-def per_class_iou(y_true, y_pred, num_classes):
-    """IoU = TP / (TP + FP + FN) per class, float64 ``(num_classes,)``.
+def per_class_iou(y_true, y_pred, n_labels):
+    """IoU = TP / (TP + FP + FN) per class, float64 ``(n_labels,)``.
 
     A class absent from both truth and prediction gets NaN (undefined). All-background masks
     predicted as all background give background IoU 1 and NaN for every other class; only masks
     without any pixel (size 0) give all NaN.
     """
-    matrix = confusion_matrix(y_true, y_pred, num_classes)
+    matrix = confusion_matrix(y_true, y_pred, n_labels)
     true_positives = np.diag(matrix)
     union = matrix.sum(axis=0) + matrix.sum(axis=1) - true_positives
     return _ratio_or_nan(true_positives, union)
 
 
-def per_class_dice(y_true, y_pred, num_classes):
+def per_class_dice(y_true, y_pred, n_labels):
     """Dice = 2 TP / (2 TP + FP + FN) per class (the F1 score), NaN like ``per_class_iou``."""
-    matrix = confusion_matrix(y_true, y_pred, num_classes)
+    matrix = confusion_matrix(y_true, y_pred, n_labels)
     true_positives = np.diag(matrix)
     return _ratio_or_nan(2 * true_positives, matrix.sum(axis=0) + matrix.sum(axis=1))
 
@@ -1174,16 +1235,16 @@ def _nanmean_or_nan(values):
     return float(defined.mean()) if defined.size else float("nan")
 
 
-def mean_iou(y_true, y_pred, num_classes, include_background=True):
+def mean_iou(y_true, y_pred, n_labels, include_background=True):
     """Mean of ``per_class_iou`` over the classes where it is defined (NaN if none is).
 
     ``include_background=False`` leaves out class 0. Classes absent from both masks are skipped,
     the same rule as ``keras.metrics.MeanIoU``.
     """
-    iou = per_class_iou(y_true, y_pred, num_classes)
+    iou = per_class_iou(y_true, y_pred, n_labels)
     if not include_background:
-        if num_classes == 1:
-            raise ValueError("include_background=False with num_classes=1 leaves no class to mean.")
+        if n_labels == 1:
+            raise ValueError("include_background=False with n_labels=1 leaves no class to mean.")
         iou = iou[1:]
     return _nanmean_or_nan(iou)
 
@@ -1201,20 +1262,20 @@ def per_image_iou(y_true, y_pred, class_id=1):
     return _ratio_or_nan(intersection, union)
 
 
-def iou_table(y_true, y_pred, num_classes, class_names=None):
+def iou_table(y_true, y_pred, n_labels, class_names=None):
     """A printable table: IoU, Dice and share of true pixels per class, then their means.
 
     Values are rounded to 3 decimals; undefined values (class absent from both masks) show "n/a".
     """
     if class_names is None:
-        class_names = [str(index) for index in range(num_classes)]
+        class_names = [str(index) for index in range(n_labels)]
     class_names = [str(name) for name in class_names]
-    if len(class_names) != num_classes:
-        raise ValueError(f"got {len(class_names)} class_names for num_classes={num_classes}.")
-    matrix = confusion_matrix(y_true, y_pred, num_classes)
-    iou = per_class_iou(y_true, y_pred, num_classes)
-    dice = per_class_dice(y_true, y_pred, num_classes)
-    share = _ratio_or_nan(matrix.sum(axis=1), np.full(num_classes, matrix.sum()))
+    if len(class_names) != n_labels:
+        raise ValueError(f"got {len(class_names)} class_names for n_labels={n_labels}.")
+    matrix = confusion_matrix(y_true, y_pred, n_labels)
+    iou = per_class_iou(y_true, y_pred, n_labels)
+    dice = per_class_dice(y_true, y_pred, n_labels)
+    share = _ratio_or_nan(matrix.sum(axis=1), np.full(n_labels, matrix.sum()))
     width = max(len(name) for name in class_names + ["class", "mean"])
 
     def number(value):
@@ -1238,14 +1299,70 @@ def segmentation_metrics(n_classes):
     if n_classes == 1:
         return [
             keras.metrics.BinaryAccuracy(name="accuracy"),
-            keras.metrics.BinaryIoU(target_class_ids=[1], threshold=0.5, name="iou"),
+            BinaryIoU(target_class_ids=[1], threshold=0.5, name="iou"),
         ]
     return [
         keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-        keras.metrics.MeanIoU(
-            num_classes=n_classes, sparse_y_true=True, sparse_y_pred=False, name="mean_iou"
-        ),
+        MeanIoU(num_classes=n_classes, sparse_y_true=True, sparse_y_pred=False, name="mean_iou"),
     ]
+
+
+def _count_confusion(metric, y_true, y_pred, sample_weight=None):
+    """Add a batch to ``metric.total_cm`` (rows true, columns predicted), as Keras' IoU metrics do.
+
+    Counted as a product of one-hot matrices, which every backend runs fast and can compile.
+    Keras 3.15.1 counts with ``ops.scatter``, which on PyTorch is a Python loop over the pixels
+    (``keras/src/backend/torch/core.py``): most of a PyTorch training step went there.
+    """
+    if metric.ignore_class is not None:
+        raise ValueError("ignore_class is not supported here: use the keras.metrics class.")
+    n_labels = metric.num_classes
+    y_true = keras.ops.reshape(keras.ops.convert_to_tensor(y_true, metric.dtype), (-1,))
+    y_pred = keras.ops.reshape(keras.ops.convert_to_tensor(y_pred, metric.dtype), (-1,))
+    weights = 1 if sample_weight is None else keras.ops.convert_to_tensor(sample_weight)
+    weights = keras.ops.cast(weights, metric.dtype)  # int64 in Keras 3.15: weights are truncated
+    if len(weights.shape) > 1:
+        weights = keras.ops.reshape(weights, (-1,))
+    weights = keras.ops.broadcast_to(weights, keras.ops.shape(y_true))
+    inside = keras.ops.logical_and(  # labels outside 0..n_labels-1 are not counted, as in Keras
+        keras.ops.logical_and(y_true >= 0, y_true < n_labels),
+        keras.ops.logical_and(y_pred >= 0, y_pred < n_labels),
+    )
+    true_ids = keras.ops.cast(keras.ops.where(inside, y_true, 0), "int32")
+    predicted_ids = keras.ops.cast(keras.ops.where(inside, y_pred, 0), "int32")
+    weights = keras.ops.cast(keras.ops.where(inside, weights, 0), "float32")
+    true_hot = keras.ops.one_hot(true_ids, n_labels, dtype="float32") * weights[:, None]
+    predicted_hot = keras.ops.one_hot(predicted_ids, n_labels, dtype="float32")
+    batch_matrix = keras.ops.matmul(keras.ops.transpose(true_hot), predicted_hot)
+    return metric.total_cm.assign(
+        metric.total_cm + keras.ops.cast(batch_matrix, metric.total_cm.dtype)
+    )
+
+
+@keras.saving.register_keras_serializable(package="unet_helpers")
+class BinaryIoU(keras.metrics.BinaryIoU):
+    """``keras.metrics.BinaryIoU``, with its pixels counted by ``_count_confusion``: the same
+    numbers, and fast on PyTorch too."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Threshold the probabilities, then count the batch."""
+        y_pred = keras.ops.convert_to_tensor(y_pred)
+        y_pred = keras.ops.cast(y_pred >= self.threshold, self.dtype)
+        return _count_confusion(self, y_true, y_pred, sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="unet_helpers")
+class MeanIoU(keras.metrics.MeanIoU):
+    """``keras.metrics.MeanIoU``, with its pixels counted by ``_count_confusion``: the same
+    numbers, and fast on PyTorch too."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Take the class ids (argmax of probabilities where needed), then count the batch."""
+        if not self.sparse_y_true:
+            y_true = keras.ops.argmax(y_true, axis=self.axis)
+        if not self.sparse_y_pred:
+            y_pred = keras.ops.argmax(y_pred, axis=self.axis)
+        return _count_confusion(self, y_true, y_pred, sample_weight)
 
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
@@ -1293,7 +1410,7 @@ class DiceLoss(keras.losses.Loss):
                 y_true_channel = keras.ops.cast(keras.ops.expand_dims(y_true, -1), y_pred.dtype)
                 pixel_loss = keras.losses.binary_crossentropy(y_true_channel, y_pred)
             else:
-                pixel_loss = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+                pixel_loss = sparse_categorical_crossentropy(y_true, y_pred)
             loss = loss + keras.ops.mean(pixel_loss)
         return loss
 
@@ -1422,8 +1539,35 @@ def augmentation(rotation=True, seed=None):
     """
     steps = [layers.RandomFlip("horizontal_and_vertical", seed=seed)]
     if rotation:  # any angle; the corners are filled by reflecting the image
-        steps.append(layers.RandomRotation(0.5, fill_mode="reflect", seed=seed))
+        steps.append(RandomRotation(0.5, fill_mode="reflect", seed=seed))
     return layers.Pipeline(steps, name="augmentation")
+
+
+@keras.saving.register_keras_serializable(package="unet_helpers")
+class RandomRotation(layers.RandomRotation):
+    """``keras.layers.RandomRotation`` that turns the mask exactly as it turned the image.
+
+    On PyTorch, Keras 3.15.1's ``affine_transform`` (``keras/src/backend/torch/image.py``) swaps
+    entries of the rotation matrix in place, so the stock layer turned the mask another way. Each
+    transform here gets its own copy of the matrix; on TensorFlow and JAX nothing changes.
+    """
+
+    def transform_images(self, images, transformation, training=True):
+        """Rotate images with a copy of the drawn matrix."""
+        return super().transform_images(images, _own_matrix(transformation), training)
+
+    def transform_segmentation_masks(self, segmentation_masks, transformation, training=True):
+        """Rotate masks (nearest neighbour) with a copy of the same matrix."""
+        return super().transform_segmentation_masks(
+            segmentation_masks, _own_matrix(transformation), training
+        )
+
+
+def _own_matrix(transformation):
+    """A transformation whose rotation matrix nothing else shares."""
+    if transformation is None:
+        return None
+    return dict(transformation, rotation_matrix=keras.ops.copy(transformation["rotation_matrix"]))
 
 
 class PatchDataset(keras.utils.PyDataset):

@@ -211,7 +211,7 @@ def has_expected_error(lesson):
 # - one training lesson, for the student's whole experience of a training run in JupyterLab: 05,
 #   which is also the lesson with an expected error, so one Run All covers both. It runs with its
 #   small sweep settings (nbval already runs the defaults, with their IoU floors).
-# Lesson 03 is opened by the parameter-edit test below.
+# Lesson 03 is run with its sweep settings, typed in by the parameter-edit test below.
 TRAINING_LESSON = next(path for path in LESSONS if path.name.startswith("05_"))
 RUN_ALL_LESSONS = [
     lesson for lesson in LESSONS if lesson == TRAINING_LESSON or has_expected_error(lesson)
@@ -234,27 +234,37 @@ def test_run_all_in_jupyterlab_shows_no_error(browser, lab, lesson):
     page.close()
 
 
-def test_student_edits_base_filters_in_lesson_03(browser, lab):
+def test_student_edits_parameters_in_lesson_03(browser, lab):
+    # The student types lesson 03's sweep settings (test_parameter_sweeps.SWEEPS) into the
+    # parameters cell, runs all, and sees the parameter count of the network they asked for.
     lesson = next(path for path in LESSONS if path.name.startswith("03_"))
     page = open_lesson(browser, lab, lesson.name)
     parameters = page.locator(".jp-CodeCell").first
     source = parameters.locator(".cm-content").inner_text()
     defaults = dict(re.findall(r"^([A-Z_]+) = (\d+)", source, flags=re.MULTILINE))
-    edited = re.sub(r"^BASE_FILTERS = \d+", "BASE_FILTERS = 8", source, flags=re.MULTILINE)
-    assert edited != source, "lesson 03's parameters cell has no BASE_FILTERS line"
+    settings = SWEEPS["03"][0]
+    edited = source
+    for name, value in settings.items():
+        edited, count = re.subn(rf"^{name} = \d+", f"{name} = {value}", edited, flags=re.MULTILINE)
+        assert count == 1, f"lesson 03's parameters cell has no {name} line"
     parameters.locator(".cm-content").click()
     page.keyboard.press("Control+A")
     page.keyboard.insert_text(edited)
     page.keyboard.press("Escape")
     run_all_and_wait(page, timeout=300)
-    save_screenshot(page, "03_edited_base_filters")
+    save_screenshot(page, "03_edited_parameters")
     assert error_outputs(page) == []
     keras.backend.clear_session()
-    size, depth = int(defaults["IMAGE_SIZE"]), int(defaults["DEPTH"])
-    channels, n_classes = int(defaults.get("CHANNELS", 3)), int(defaults.get("N_CLASSES", 1))
-    shape = (size, size, channels)
-    expected = uh.build_unet(shape, n_classes, base_filters=8, depth=depth).count_params()
-    default = uh.build_unet(shape, n_classes, base_filters=16, depth=depth).count_params()
+    chosen = {name: int(value) for name, value in defaults.items()} | settings
+
+    def parameter_count(values):
+        shape = (values["IMAGE_SIZE"], values["IMAGE_SIZE"], values["CHANNELS"])
+        return uh.build_unet(
+            shape, values["N_CLASSES"], values["BASE_FILTERS"], values["DEPTH"]
+        ).count_params()
+
+    expected = parameter_count(chosen)
+    default = parameter_count({name: int(value) for name, value in defaults.items()})
     shown = page.evaluate(OUTPUT_TEXT_JS)  # JupyterLab renders only the visible cells
     assert f"{expected:,}" in shown, f"expected {expected:,} parameters shown after the edit"
     assert f"{default:,}" not in shown

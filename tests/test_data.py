@@ -133,6 +133,40 @@ def test_stem_mask_and_stem_both_present_is_refused(tmp_path):
 # Loader: every error names the problem and the fix ----------------------------------------------
 
 
+def test_two_images_with_one_stem_are_refused(tmp_path):
+    write_pair(tmp_path, "a", rgb(), square_mask())
+    Image.fromarray(rgb()).save(tmp_path / "images" / "a.jpg")
+    with pytest.raises(ValueError, match=r"two files share a stem: images/a.jpg and images/a.png"):
+        uh.load_dataset(tmp_path, image_size=16)
+
+
+@pytest.mark.parametrize("kind", ["uint16 png", "float tiff"])
+def test_16_bit_and_float_images_are_scaled_to_0_1(tmp_path, kind):
+    ramp = np.tile(np.linspace(0, 1, 16), (16, 1))
+    write_pair(tmp_path, "a", rgb(), square_mask())
+    (tmp_path / "images" / "a.png").unlink()
+    if kind == "uint16 png":
+        Image.fromarray((ramp * 40000 + 500).astype(np.uint16)).save(tmp_path / "images" / "a.png")
+    else:
+        Image.fromarray(ramp.astype(np.float32) * 7 - 3).save(tmp_path / "images" / "a.tif")
+    images, masks, _ = uh.load_dataset(tmp_path, image_size=16, channels=1)
+    assert images.dtype == np.float32 and images.min() == 0 and images.max() == 1
+    np.testing.assert_allclose(images[0, 5, :, 0], images[0, 9, :, 0])  # the ramp, not noise
+    assert masks.sum() == 16
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "LA", "P"])
+def test_masks_in_other_picture_modes_keep_their_ids(tmp_path, mode):
+    write_pair(tmp_path, "a", rgb(), square_mask(value=2))
+    picture = Image.fromarray(square_mask(value=2)).convert(mode if mode != "P" else "L")
+    if mode == "P":
+        picture = picture.convert("P")  # palette indices are the class ids
+    (tmp_path / "masks" / "a.png").unlink()
+    picture.save(tmp_path / "masks" / "a.tif")
+    _, masks, _ = uh.load_dataset(tmp_path, image_size=16, n_classes=3)
+    np.testing.assert_array_equal(masks[0, ..., 0], square_mask(value=2))
+
+
 def test_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nowhere not found.*expected layout"):
         uh.load_dataset(tmp_path / "nowhere")
@@ -298,9 +332,25 @@ def test_ensure_dataset_generates_then_finds(tmp_path, monkeypatch, capsys):
     )
     assert len(list((tmp_path / "data/shapes/masks").glob("*.png"))) == 4
     before = folder_hashes(result)
-    uh.ensure_dataset("data/shapes", "multiclass", n_images=9, image_size=32)
+    uh.ensure_dataset("data/shapes", "multiclass", n_images=3, image_size=32)
     assert capsys.readouterr().out == "Found 4 image/mask pairs in data/shapes\n"
     assert folder_hashes(result) == before
+
+
+def test_ensure_dataset_adds_the_missing_synthetic_images_and_keeps_the_others(tmp_path, capsys):
+    uh.ensure_dataset(tmp_path / "few", n_images=3, image_size=32)
+    before = folder_hashes(tmp_path / "few")
+    uh.ensure_dataset(tmp_path / "few", n_images=5, image_size=32)
+    assert capsys.readouterr().out.splitlines()[-1].endswith("; added synthetic pairs 3 to 4")
+    after = folder_hashes(tmp_path / "few")
+    assert len(after) == 10 and all(after[name] == digest for name, digest in before.items())
+    uh.make_synthetic_dataset(tmp_path / "all", n_images=5, image_size=32)
+    assert folder_hashes(tmp_path / "all") == after  # the same set as generated in one go
+    write_pair(tmp_path / "own", "sample_0000", rgb(), square_mask())  # named like it, not it
+    write_pair(tmp_path / "mine", "cell_0", rgb(), square_mask())
+    for folder in ("own", "mine"):
+        uh.ensure_dataset(tmp_path / folder, n_images=5, image_size=32)
+        assert len(folder_hashes(tmp_path / folder)) == 2  # a student's folder is left alone
 
 
 def test_ensure_dataset_fills_an_empty_images_folder(tmp_path, capsys):

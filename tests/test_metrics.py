@@ -10,19 +10,19 @@ import unet_helpers as uh
 
 
 def random_cases(count=50, seed=0):
-    """Seeded (y_true, y_pred, num_classes) cases of varied shapes, some with classes missing."""
+    """Seeded (y_true, y_pred, n_labels) cases of varied shapes, some with classes missing."""
     rng = np.random.default_rng(seed)
     shapes = [(1, 4, 4, 1), (2, 8, 8, 1), (3, 5, 7, 1), (16, 16), (2, 3, 3), (37,), (1, 1, 1, 1)]
     cases = []
     for index in range(count):
-        num_classes = int(rng.integers(1, 7))
+        n_labels = int(rng.integers(1, 7))
         shape = shapes[index % len(shapes)]
-        true_labels = np.arange(num_classes)
-        pred_labels = np.arange(num_classes)
-        if num_classes > 1 and index % 3 == 0:  # a class missing from the truth
-            true_labels = np.delete(true_labels, rng.integers(num_classes))
-        if num_classes > 2 and index % 4 == 0:  # a class missing from both
-            missing = rng.integers(num_classes)
+        true_labels = np.arange(n_labels)
+        pred_labels = np.arange(n_labels)
+        if n_labels > 1 and index % 3 == 0:  # a class missing from the truth
+            true_labels = np.delete(true_labels, rng.integers(n_labels))
+        if n_labels > 2 and index % 4 == 0:  # a class missing from both
+            missing = rng.integers(n_labels)
             true_labels = true_labels[true_labels != missing]
             pred_labels = pred_labels[pred_labels != missing]
         y_true = rng.choice(true_labels, size=shape).astype(np.uint8)
@@ -30,17 +30,17 @@ def random_cases(count=50, seed=0):
         if index % 5 == 0:  # mostly correct, as a trained model would be
             keep = rng.random(shape) < 0.8
             y_pred = np.where(keep, y_true, y_pred)
-        cases.append((y_true, y_pred.astype(np.int64), num_classes))
+        cases.append((y_true, y_pred.astype(np.int64), n_labels))
     return cases
 
 
 CASES = random_cases()
 
 
-def sklearn_scores(y_true, y_pred, num_classes):
+def sklearn_scores(y_true, y_pred, n_labels):
     """sklearn's per-class IoU and Dice, NaN where the class is in neither mask (0/0)."""
     y_true, y_pred = y_true.ravel(), y_pred.ravel()
-    kwargs = dict(labels=list(range(num_classes)), average=None)
+    kwargs = dict(labels=list(range(n_labels)), average=None)
     # jaccard_score accepts only zero_division 0 or 1: where the two differ, IoU is 0/0.
     iou_zero = jaccard_score(y_true, y_pred, zero_division=0, **kwargs)
     iou_one = jaccard_score(y_true, y_pred, zero_division=1, **kwargs)
@@ -51,25 +51,25 @@ def sklearn_scores(y_true, y_pred, num_classes):
 
 def test_random_cases_cover_missing_classes():
     absent_from_both = 0
-    for y_true, y_pred, num_classes in CASES:
-        absent_from_both += np.isnan(uh.per_class_iou(y_true, y_pred, num_classes)).sum()
+    for y_true, y_pred, n_labels in CASES:
+        absent_from_both += np.isnan(uh.per_class_iou(y_true, y_pred, n_labels)).sum()
     assert absent_from_both >= 5
-    assert {num_classes for *_, num_classes in CASES} == {1, 2, 3, 4, 5, 6}
+    assert {n_labels for *_, n_labels in CASES} == {1, 2, 3, 4, 5, 6}
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_iou_and_dice_match_sklearn(case):
-    y_true, y_pred, num_classes = CASES[case]
-    expected_iou, expected_dice = sklearn_scores(y_true, y_pred, num_classes)
-    iou = uh.per_class_iou(y_true, y_pred, num_classes)
-    dice = uh.per_class_dice(y_true, y_pred, num_classes)
-    assert iou.dtype == np.float64 and iou.shape == (num_classes,)
+    y_true, y_pred, n_labels = CASES[case]
+    expected_iou, expected_dice = sklearn_scores(y_true, y_pred, n_labels)
+    iou = uh.per_class_iou(y_true, y_pred, n_labels)
+    dice = uh.per_class_dice(y_true, y_pred, n_labels)
+    assert iou.dtype == np.float64 and iou.shape == (n_labels,)
     np.testing.assert_allclose(iou, expected_iou, atol=1e-6)  # NaN positions must agree too
     np.testing.assert_allclose(dice, expected_dice, atol=1e-6)
-    np.testing.assert_allclose(uh.mean_iou(y_true, y_pred, num_classes), np.nanmean(expected_iou))
-    if num_classes > 1 and not np.all(np.isnan(expected_iou[1:])):
+    np.testing.assert_allclose(uh.mean_iou(y_true, y_pred, n_labels), np.nanmean(expected_iou))
+    if n_labels > 1 and not np.all(np.isnan(expected_iou[1:])):
         np.testing.assert_allclose(
-            uh.mean_iou(y_true, y_pred, num_classes, include_background=False),
+            uh.mean_iou(y_true, y_pred, n_labels, include_background=False),
             np.nanmean(expected_iou[1:]),
         )
 
@@ -85,10 +85,10 @@ def test_confusion_matrix_rows_are_truth_columns_are_prediction():
 
 @pytest.mark.parametrize("case", range(0, len(CASES), 7))
 def test_mean_iou_matches_keras_mean_iou(case):
-    y_true, y_pred, num_classes = CASES[case]
-    metric = keras.metrics.MeanIoU(num_classes=num_classes)
+    y_true, y_pred, n_labels = CASES[case]
+    metric = keras.metrics.MeanIoU(num_classes=n_labels)
     metric.update_state(y_true, y_pred)
-    expected = uh.mean_iou(y_true, y_pred, num_classes)
+    expected = uh.mean_iou(y_true, y_pred, n_labels)
     assert float(metric.result()) == pytest.approx(expected, abs=1e-6)
 
 
@@ -198,7 +198,7 @@ def test_float_masks_with_whole_values_are_accepted():
 
 
 @pytest.mark.parametrize(
-    "y_true, y_pred, num_classes, message",
+    "y_true, y_pred, n_labels, message",
     [
         (np.zeros((2, 4)), np.full((2, 4), 0.3), 2, r"probabilities.*uh\.predicted_classes"),
         (np.zeros((2, 4)), np.full((2, 4), np.nan), 2, r"non-integer"),
@@ -209,12 +209,12 @@ def test_float_masks_with_whole_values_are_accepted():
         (np.zeros((2, 4)), np.full((2, 4), 1), 1, r"uh\.mask_classes\(1\) = 2"),
         (np.full((2, 4), 255), np.zeros((2, 4)), 2, r"y_true holds label 255.*255"),
         (np.full((2, 4), -1), np.zeros((2, 4)), 2, r"label -1"),
-        (np.zeros((2, 4)), np.zeros((2, 4)), 0, r"num_classes must be"),
+        (np.zeros((2, 4)), np.zeros((2, 4)), 0, r"n_labels must be"),
     ],
 )
-def test_confusion_matrix_errors_name_the_problem(y_true, y_pred, num_classes, message):
+def test_confusion_matrix_errors_name_the_problem(y_true, y_pred, n_labels, message):
     with pytest.raises(ValueError, match=message):
-        uh.confusion_matrix(y_true, y_pred, num_classes)
+        uh.confusion_matrix(y_true, y_pred, n_labels)
 
 
 def test_mask_classes():
@@ -278,8 +278,8 @@ def test_segmentation_metrics_names_and_types():
         uh.segmentation_metrics(0)
 
 
-def one_hot_float(labels, num_classes):
-    return np.eye(num_classes, dtype=np.float32)[labels[..., 0]]
+def one_hot_float(labels, n_labels):
+    return np.eye(n_labels, dtype=np.float32)[labels[..., 0]]
 
 
 @pytest.mark.parametrize("make_loss", [uh.dice_loss, uh.dice_cross_entropy_loss])
@@ -353,7 +353,7 @@ def test_model_fit_accepts_per_pixel_sample_weights(weight_shape, fresh_session)
     x = rng.random((4, 8, 8, 1), dtype=np.float32)
     y = rng.integers(0, 3, (4, 8, 8, 1))
     model = tiny_model(3)
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy())
+    model.compile(optimizer="adam", loss=uh.SparseCategoricalCrossentropy())
     weights = uh.pixel_weights(y, 3).reshape(weight_shape)
     assert np.isfinite(model.fit(x, y, sample_weight=weights, epochs=1, verbose=0).history["loss"])
     # The weights act per pixel: zero weight outside class 0 gives sum(w * ce) / pixel count.
@@ -419,3 +419,54 @@ def test_peak_memory_bytes_is_plausible():
         assert peak is None
     else:
         assert 10 * 2**20 < peak < 64 * 2**30  # more than 10 MB (Python + Keras), far below 64 GB
+
+
+def test_course_cross_entropy_equals_keras_per_pixel_and_weighted():
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 3, (2, 5, 7, 1))
+    probabilities = rng.dirichlet(np.ones(3), size=(2, 5, 7)).astype(np.float32)
+    weights = rng.random((2, 5, 7)).astype(np.float32)
+    per_pixel = keras.ops.convert_to_numpy(uh.sparse_categorical_crossentropy(y, probabilities))
+    assert per_pixel.shape == (2, 5, 7)
+    np.testing.assert_allclose(
+        per_pixel, -np.log(np.take_along_axis(probabilities, y, axis=-1))[..., 0], rtol=1e-5
+    )
+    for sample_weight in (None, weights):
+        ours = uh.SparseCategoricalCrossentropy()(y, probabilities, sample_weight=sample_weight)
+        stock = keras.losses.SparseCategoricalCrossentropy()(y, probabilities, sample_weight)
+        assert float(ours) == pytest.approx(float(stock), rel=1e-5)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_course_iou_metrics_count_what_keras_counts(weighted):
+    rng = np.random.default_rng(9)
+    weights = rng.integers(0, 3, (3, 6, 5)).astype(np.float32) if weighted else None  # int counts
+    truth = rng.integers(0, 2, (3, 6, 5, 1))
+    truth[0, 0, 0] = 255  # outside the labels: neither metric counts it
+    probabilities = rng.random((3, 6, 5, 1)).astype(np.float32)
+    ids = rng.integers(0, 4, (3, 6, 5, 1))
+    softmax = rng.dirichlet(np.ones(4), size=(3, 6, 5)).astype(np.float32)
+    pairs = [
+        (
+            uh.BinaryIoU(target_class_ids=[1], threshold=0.5),
+            keras.metrics.BinaryIoU(target_class_ids=[1], threshold=0.5),
+            truth,
+            probabilities,
+        ),
+        (
+            uh.MeanIoU(num_classes=4, sparse_y_pred=False),
+            keras.metrics.MeanIoU(num_classes=4, sparse_y_pred=False),
+            ids,
+            softmax,
+        ),
+    ]
+    for ours, stock, y_true, y_pred in pairs:
+        for _ in range(2):  # the matrix accumulates over batches
+            ours.update_state(y_true, y_pred, sample_weight=weights)
+            stock.update_state(y_true, y_pred, sample_weight=weights)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(ours.total_cm),
+            keras.ops.convert_to_numpy(stock.total_cm),
+            rtol=1e-5,
+        )
+        assert float(ours.result()) == pytest.approx(float(stock.result()), rel=1e-5)

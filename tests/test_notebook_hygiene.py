@@ -55,6 +55,17 @@ def test_lesson_has_the_course_shape(path):
     assert not skips, "no NBVAL_SKIP: fix the cause instead"
 
 
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_papermill_reads_every_parameter(path):
+    # papermill skips a line with two "=" (one in a comment is enough), then warns "Passed
+    # unknown parameter" when a student or a sweep sets it.
+    import papermill
+
+    first_code = next(c for c in nbformat.read(path, 4).cells if c.cell_type == "code")
+    names = re.findall(r"^([A-Z_]\w*)\s*=", first_code.source, flags=re.MULTILINE)
+    assert sorted(papermill.inspect_notebook(str(path))) == sorted(names)
+
+
 DEFAULTS_LESSONS = [
     path
     for path in LESSONS

@@ -155,7 +155,7 @@ def test_flips_and_quarter_turns_keep_an_image_equal_to_its_mask():
     images = keras.ops.convert_to_numpy(flipped["images"])
     np.testing.assert_array_equal(images, keras.ops.convert_to_numpy(flipped["segmentation_masks"]))
     assert not np.array_equal(images, labels)  # something was flipped
-    turn = keras.layers.RandomRotation((0.25, 0.25), fill_mode="reflect")
+    turn = uh.RandomRotation((0.25, 0.25), fill_mode="reflect")
     turned = turn({"images": labels, "segmentation_masks": labels.copy()}, training=True)
     masks = keras.ops.convert_to_numpy(turned["segmentation_masks"])
     np.testing.assert_array_equal(masks, np.rot90(labels, 1, axes=(1, 2)))
@@ -165,7 +165,7 @@ def test_flips_and_quarter_turns_keep_an_image_equal_to_its_mask():
 @pytest.mark.parametrize(
     "layer",
     [
-        keras.layers.RandomRotation((0.08, 0.08), fill_mode="reflect"),  # about 29 degrees
+        uh.RandomRotation((0.08, 0.08), fill_mode="reflect"),  # about 29 degrees
         keras.layers.RandomZoom((-0.3, -0.3), fill_mode="reflect"),
     ],
     ids=["rotation", "zoom"],
