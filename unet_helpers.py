@@ -22,7 +22,8 @@ Contents, by the lesson that introduces each function:
   ``plot_confusion_matrix``, ``class_frequency_weights``, ``pixel_weights``, ``DiceLoss``
   (``dice_loss``, ``dice_cross_entropy_loss``).
 * 06 accuracy versus IoU: ``pixel_accuracy``, ``per_class_dice``, ``mean_iou``.
-* 07 real images at full resolution: ``read_image``, ``normalize_image``, ``load_images``,
+* 07 real images at full resolution: ``read_image``, ``normalize_image``, ``load_images``
+  (``map_mask_values`` for masks coded by grey levels),
   ``augmentation`` (``RandomRotation``), ``PatchDataset``, ``predict_tiled``
   (``blending_window``, ``tile_starts``, ``pad_to_at_least``), ``FullImageValidation``,
   ``pooled_iou``, ``count_objects``, ``split_touching``, ``interior_boundary_mask``.
@@ -234,7 +235,7 @@ def predicted_classes(probabilities, threshold=0.5):
     return np.argmax(probabilities, axis=-1, keepdims=True).astype(dtype)
 
 
-def compile_unet(model, learning_rate=1e-3, loss=None):
+def compile_unet(model, learning_rate=1e-3, loss=None, clipnorm=None):
     """Compile with Adam and the loss/metrics that match the model's own head.
 
     The number of classes is read from the model, so a softmax model can never be compiled with
@@ -242,7 +243,8 @@ def compile_unet(model, learning_rate=1e-3, loss=None):
     binary cross-entropy on a softmax head with K >= 2 channels is refused (as a string such as
     ``"binary_crossentropy"``, a ``keras.losses.BinaryCrossentropy`` or the function
     ``keras.losses.binary_crossentropy``). Deliberate multi-label models (K sigmoid channels,
-    binary cross-entropy) are built and compiled by hand with ``model.compile``.
+    binary cross-entropy) are built and compiled by hand with ``model.compile``. ``clipnorm``
+    caps the length of each weight's gradient (Adam's own argument).
     """
     n_classes = output_classes(model)
     setup = training_setup(n_classes)
@@ -273,7 +275,7 @@ def compile_unet(model, learning_rate=1e-3, loss=None):
             f"model by hand with model.compile."
         )
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
         loss=loss if loss is not None else setup["loss"],
         metrics=setup["metrics"],
     )
@@ -697,21 +699,39 @@ def _mask_ids(picture):
     return (values[..., 0] if bands == 2 else values).astype(np.int64)  # drop the alpha band
 
 
-def _mask_value_error(n_classes, found, bad_values, mixed_files):
-    """The ValueError for mask values that do not fit ``n_classes``."""
-    if n_classes == 1:
+def _grey_level_fix(found):
+    """The fix for masks whose K distinct values code K classes, as grey levels do."""
+    values = sorted(int(value) for value in found)
+    return (
+        f"The masks hold exactly {len(values)} distinct values, one per class: grey levels, as "
+        f"annotation tools export them. Map them to class ids 0..{len(values) - 1} with "
+        f"load_dataset(..., mask_values={values}) (the k-th value becomes class k: put the "
+        f"background's value first), or renumber the masks."
+    )
+
+
+def _mask_value_error(n_classes, found, bad_values, mixed_files, mask_values=None):
+    """The ValueError for mask values that do not fit ``n_classes`` (or ``mask_values``)."""
+    if mask_values is not None:
+        allowed = f"mask_values={mask_values}"
+        fix = "List the value of every class in mask_values, class 0 first, or fix those masks."
+    elif n_classes == 1:
         allowed = "binary masks hold only 0 and 1, or only 0 and 255"
         fix = (
             "Threshold in-between values (antialiased edges, JPEG) and save as PNG, for example "
             "Image.fromarray(((mask > 127) * 255).astype(np.uint8)); for K classes pass "
             "n_classes=K."
         )
+        if len(found) == 2 and not mixed_files:
+            fix = _grey_level_fix(found)
     else:
         allowed = f"allowed 0..{n_classes - 1}"
         fix = (
             f"Pass n_classes={max(found) + 1} if there are that many classes, or renumber the "
             f"masks to class ids 0..{n_classes - 1}."
         )
+        if len(found) == n_classes:
+            fix = _grey_level_fix(found)
         if set(found) <= {0, 255}:
             fix = "These look like 0/255 binary masks: pass n_classes=1. " + fix
     parts = [f"value {value} in {_names(bad_values[value], 5)}" for value in sorted(bad_values)]
@@ -721,6 +741,26 @@ def _mask_value_error(n_classes, found, bad_values, mixed_files):
         f"mask values {_values_text(found)} do not fit n_classes={n_classes} ({allowed}): "
         f"{_names(parts, 8)}. {fix}"
     )
+
+
+def map_mask_values(mask, values):
+    """Class ids (uint8) of a mask whose classes are coded by other values: ``values[k]`` -> k.
+
+    For masks saved as grey levels, such as ``values=(33, 65, 201, 231)`` for 4 classes.
+    """
+    mask, values = np.asarray(mask), [int(value) for value in values]
+    if len(set(values)) != len(values) or not 1 <= len(values) <= 256:
+        raise ValueError(f"mask_values={values}: give 1 to 256 different values, one per class.")
+    ids, known = np.zeros(mask.shape, np.uint8), np.zeros(mask.shape, bool)
+    for class_id, value in enumerate(values):
+        ids[mask == value] = class_id
+        known |= mask == value
+    if not known.all():
+        raise ValueError(
+            f"mask values {_values_text(np.unique(mask[~known]))} are not in mask_values={values}: "
+            f"list the value of every class, class 0 (the background) first."
+        )
+    return ids
 
 
 def read_image(path):
@@ -745,7 +785,7 @@ def _picture_array(picture):
     return np.asarray(picture.convert("RGB"))  # RGBA drops alpha; palette, CMYK... become RGB
 
 
-def normalize_image(image, channels=None, percentiles=(1.0, 99.8)):
+def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"):
     """float32 (H, W, C) in [0, 1]: the image scaled between its own low and high percentiles.
 
     The one normalisation used for training and prediction alike, so a dim image and a bright one
@@ -753,6 +793,8 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8)):
     ``percentiles=None`` keeps absolute brightness instead: integers are divided by their type's
     maximum (255 for 8 bit, 65535 for 16 bit), for data where brightness itself tells classes apart.
     ``percentiles="auto"``: percentiles for a grayscale image (microscopy), absolute for colour.
+    ``invert="auto"`` turns a scaled grayscale image whose median is above 0.5 (dark objects on a
+    bright background, as in bright-field pictures) into its negative, so objects are always bright.
     """
     array = np.asarray(image)
     maximum = np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1.0
@@ -767,13 +809,15 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8)):
         )
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB); got {channels!r}.")
+    if invert not in ("auto", True, False):
+        raise ValueError(f'invert must be "auto", True or False; got {invert!r}.')
     array = array[..., :3].astype(np.float32)  # RGBA: drop alpha
+    gray = array.shape[-1] == 1 or bool(np.all(array == array[..., :1]))
     if isinstance(percentiles, str):
         if percentiles != "auto":
             raise ValueError(
                 f'percentiles must be (low, high), None or "auto"; got {percentiles!r}.'
             )
-        gray = array.shape[-1] == 1 or bool(np.all(array == array[..., :1]))
         percentiles = (1.0, 99.8) if gray else None
     if channels == 1 and array.shape[-1] == 3:
         array = array @ np.array([[0.299], [0.587], [0.114]], np.float32)  # luminance, as Pillow
@@ -784,7 +828,28 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8)):
     low, high = np.percentile(array, percentiles)
     if not high > low:  # a flat image: nothing to scale
         return np.zeros_like(array)
-    return np.clip((array - np.float32(low)) / np.float32(high - low), 0.0, 1.0)
+    scaled = np.clip((array - np.float32(low)) / np.float32(high - low), 0.0, 1.0)
+    if invert is True or (invert == "auto" and gray and _median_above_half(scaled)):
+        return 1.0 - scaled
+    return scaled
+
+
+def _median_above_half(scaled):
+    """True when most pixels of a [0, 1] image are bright: a bright background."""
+    return bool(np.median(scaled) > 0.5)
+
+
+def bright_background(image):
+    """True for a grayscale image of dark objects on a bright background (bright-field).
+
+    The rule ``normalize_image`` uses to invert such images: after scaling between the 1st and
+    99.8th percentiles, the median pixel (the background) is above 0.5. Colour images: False.
+    """
+    array = np.asarray(image, np.float32)
+    if array.ndim == 3 and not np.all(array[..., :3] == array[..., :1]):
+        return False
+    low, high = np.percentile(array, (1.0, 99.8))
+    return high > low and _median_above_half(np.clip((array - low) / (high - low), 0.0, 1.0))
 
 
 def _paired_files(directory):
@@ -836,12 +901,14 @@ def _paired_files(directory):
     return image_files, mask_files
 
 
-def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8)):
+def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None):
     """Read ``images/`` and ``masks/`` at full resolution, by stem: ``(images, masks, stems)``.
 
     images: a list of float32 (H, W, channels) arrays, each normalised by ``normalize_image``;
     masks: a list of uint8 (H, W, 1) class ids (binary 0/1, also from 0/255 files); stems: sorted.
-    Every problem in the folder raises one error that names the files and the fix.
+    ``mask_values`` (one per class, class 0 first) maps masks coded by other values, such as grey
+    levels, to class ids (``map_mask_values``). Every problem in the folder raises one error that
+    names the files and the fix.
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB); got {channels!r}.")
@@ -849,6 +916,14 @@ def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8)):
         raise ValueError(
             f"n_classes must be 1 for binary masks or K (2..256) for K classes; got {n_classes!r}."
         )
+    if mask_values is not None:
+        mask_values = [int(value) for value in mask_values]
+        if len(mask_values) != mask_classes(n_classes) or len(set(mask_values)) < len(mask_values):
+            raise ValueError(
+                f"mask_values={mask_values} must list {mask_classes(n_classes)} different values "
+                f"for n_classes={n_classes}: the value of each class in the mask files, class 0 "
+                f"first."
+            )
     image_files, mask_files = _paired_files(directory)
     stems = sorted(image_files)
     images, masks = [], []
@@ -875,7 +950,10 @@ def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8)):
             continue
         values = set(np.unique(ids).tolist())
         found |= values
-        if n_classes == 1:
+        if mask_values is not None:
+            wrong = values - set(mask_values)
+            ids = ids if wrong else map_mask_values(ids, mask_values)
+        elif n_classes == 1:
             wrong = values - {0, 1, 255}
             if {1, 255} <= values:
                 mixed_files.append(mask_name)
@@ -907,8 +985,13 @@ def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8)):
             f"ids[(rgb == (255, 0, 0)).all(axis=-1)] = 1; then save Image.fromarray(ids) as PNG."
         )
     if bad_values or mixed_files:
-        raise _mask_value_error(n_classes, found, bad_values, mixed_files)
+        raise _mask_value_error(n_classes, found, bad_values, mixed_files, mask_values)
     return images, masks, stems
+
+
+def image_files(directory):
+    """``{stem: path}`` of the image files ``load_images`` reads, to open them raw (any format)."""
+    return _paired_files(directory)[0]
 
 
 def pad_to_at_least(array, size):
@@ -943,7 +1026,9 @@ def cut_tiles(array, tile_size):
     )
 
 
-def load_dataset(directory, image_size=128, n_classes=1, channels=3, percentiles=(1.0, 99.8)):
+def load_dataset(
+    directory, image_size=128, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None
+):
     """Load a folder as training arrays at full resolution: ``(images, masks, stems)``.
 
     Each image is normalised (``normalize_image`` with ``percentiles``) and cut into
@@ -951,8 +1036,11 @@ def load_dataset(directory, image_size=128, n_classes=1, channels=3, percentiles
     small ones are padded.
     images: float32 (N, image_size, image_size, channels); masks: uint8 (N, image_size,
     image_size, 1) class ids; stems: the file stem of each tile, for ``split_dataset(groups=...)``.
+    ``mask_values``: the value of each class in the mask files, class 0 first (``load_images``).
     """
-    full_images, full_masks, file_stems = load_images(directory, n_classes, channels, percentiles)
+    full_images, full_masks, file_stems = load_images(
+        directory, n_classes, channels, percentiles, mask_values
+    )
     images, masks, stems = [], [], []
     for image, mask, stem in zip(full_images, full_masks, file_stems, strict=True):
         tiles = cut_tiles(image, image_size)
@@ -975,12 +1063,16 @@ def class_pixel_fractions(masks, n_classes):
     return counts / max(counts.sum(), 1)
 
 
-def split_dataset(images, masks, validation_fraction=0.15, test_fraction=0.15, seed=0, groups=None):
+def split_dataset(
+    images, masks, validation_fraction=0.15, test_fraction=0.15, seed=0, groups=None, strata=None
+):
     """Seeded shuffle into a dict of "train", "validation", "test": ``(images, masks)`` tuples.
 
     ``groups`` (one label per image, such as the stems ``load_dataset`` returns for its tiles)
     keeps every group in one split, so tiles of one picture never end up in training and test.
-    Arrays are indexed as arrays; lists (images of different sizes) come back as lists.
+    ``strata`` (one label per image, such as ``bright_background``) splits each kind on its own, so
+    a rare kind of image is trained on, validated and tested (a kind with fewer than 3 groups:
+    trained on only). Arrays are indexed as arrays; lists come back as lists.
     """
     count = len(images)
     if len(masks) != count:
@@ -999,17 +1091,24 @@ def split_dataset(images, masks, validation_fraction=0.15, test_fraction=0.15, s
         raise ValueError(
             f"need at least 3 images to split into train, validation and test; got {len(names)}."
         )
-    n_validation = max(1, round(len(names) * validation_fraction))
-    n_test = max(1, round(len(names) * test_fraction))
-    if len(names) - n_validation - n_test < 1:
-        n_validation, n_test = 1, 1
-    order = np.random.default_rng(seed).permutation(len(names))
+    if strata is None:
+        strata = np.zeros(count, int)
+    if len(strata) != count:
+        raise ValueError(f"got {len(strata)} strata for {count} images: give one per image.")
+    group_stratum = np.zeros(len(names), int)
+    group_stratum[group_of] = np.unique(np.asarray(strata), return_inverse=True)[1]
+    rng = np.random.default_rng(seed)
+    chosen = {"validation": [], "test": [], "train": []}
+    for stratum in np.unique(group_stratum):
+        order = rng.permutation(np.flatnonzero(group_stratum == stratum))
+        n_validation = max(1, round(len(order) * validation_fraction))
+        n_test = max(1, round(len(order) * test_fraction))
+        if len(order) - n_validation - n_test < 1:
+            n_validation, n_test = (1, 1) if len(order) >= 3 else (0, 0)
+        chosen["validation"] += list(order[:n_validation])
+        chosen["test"] += list(order[n_validation : n_validation + n_test])
+        chosen["train"] += list(order[n_validation + n_test :])
     members = [np.flatnonzero(group_of == group) for group in range(len(names))]
-    chosen = {
-        "validation": order[:n_validation],
-        "test": order[n_validation : n_validation + n_test],
-        "train": order[n_validation + n_test :],
-    }
     splits = {}
     for name in ("train", "validation", "test"):
         index = np.concatenate([members[group] for group in chosen[name]])
@@ -1532,15 +1631,53 @@ def plot_confusion_matrix(matrix, class_names=None, normalize=True):
 
 
 def augmentation(rotation=True, seed=None):
-    """Keras layers that flip (and rotate) an image and its mask with the same random draw.
+    """Keras layers that mirror, flip and rotate an image and its mask with the same random draws.
 
     Call it on ``{"images": x, "segmentation_masks": y}``: Keras transforms the masks with
     nearest-neighbour interpolation, so they keep exactly their class ids.
     """
-    steps = [layers.RandomFlip("horizontal_and_vertical", seed=seed)]
+    # Two flips, each with its own draw: Keras' RandomFlip("horizontal_and_vertical") draws one
+    # coin per image for both axes (identity or a 180-degree turn, never a mirror image). Each
+    # layer gets its own seed: layers with one seed draw the same numbers in lockstep.
+    seeds = [None] * 3 if seed is None else [seed, seed + 1, seed + 2]
+    steps = [
+        layers.RandomFlip("horizontal", seed=seeds[0]),
+        layers.RandomFlip("vertical", seed=seeds[1]),
+    ]
     if rotation:  # any angle; the corners are filled by reflecting the image
-        steps.append(RandomRotation(0.5, fill_mode="reflect", seed=seed))
+        steps.append(RandomRotation(0.5, fill_mode="reflect", seed=seeds[2]))
     return layers.Pipeline(steps, name="augmentation")
+
+
+def augmentation_outcomes(augment, count=400, size=64):
+    """``(mirrored, angles)`` of ``count`` draws of ``augment``: is each a mirror image, its turn.
+
+    Moves a mask of three numbered dots (an asymmetric picture) and fits the 2x2 map from the
+    dots' old to new positions: a negative determinant is a mirror image, the rest a rotation
+    whose angle (degrees, -180 to 180) is returned.
+    """
+    from scipy import ndimage
+
+    center = (size - 1) / 2
+    dots = np.array([(-12.0, 4.0), (3.0, 14.0), (9.0, -10.0)])  # (row, column) from the centre
+    rows, cols = np.mgrid[:size, :size]
+    mask = np.zeros((size, size, 1), np.float32)
+    for label, (dy, dx) in enumerate(dots, start=1):
+        mask[(rows - center - dy) ** 2 + (cols - center - dx) ** 2 <= 6, 0] = label
+    batch = np.repeat(mask[None], count, axis=0)
+    moved = augment({"images": batch, "segmentation_masks": batch}, training=True)
+    moved = np.rint(keras.ops.convert_to_numpy(moved["segmentation_masks"]))[..., 0]
+    mirrored, angles = [], []
+    for picture in moved:
+        found = np.array(ndimage.center_of_mass(picture > 0, picture, [1, 2, 3])) - center
+        linear = np.linalg.lstsq(dots, found, rcond=None)[0].T  # found = dots @ linear.T
+        if np.linalg.det(linear) < 0:
+            linear = linear @ np.diag([1.0, -1.0])  # undo a mirror (columns) to read the turn
+            mirrored.append(True)
+        else:
+            mirrored.append(False)
+        angles.append(np.degrees(np.arctan2(linear[1, 0], linear[0, 0])))
+    return np.array(mirrored), np.array(angles)
 
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
@@ -1575,8 +1712,8 @@ class PatchDataset(keras.utils.PyDataset):
 
     An epoch is ``patches_per_epoch`` patches, drawn with a seed, each from an image picked at
     random: every image counts the same, however large, so a few big pictures cannot crowd out
-    the kinds of image that come in small files. Nothing is resized; images smaller than a patch
-    are reflect-padded. Pass it to ``model.fit`` like an array.
+    the kinds of image that come in small files (``weights``, one per image, changes the odds).
+    Nothing is resized; images smaller than a patch are reflect-padded. Pass it to ``model.fit``.
     """
 
     def __init__(
@@ -1588,11 +1725,16 @@ class PatchDataset(keras.utils.PyDataset):
         patches_per_epoch=512,
         augment=True,
         seed=0,
+        weights=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if len(images) != len(masks) or not len(images):
             raise ValueError(f"got {len(images)} images and {len(masks)} masks: give pairs.")
+        weights = np.ones(len(images)) if weights is None else np.asarray(weights, float)
+        if weights.shape != (len(images),) or not (weights >= 0).all() or not weights.sum() > 0:
+            raise ValueError(f"weights: one non-negative number per image ({len(images)}).")
+        self.weights = weights / weights.sum()
         self.images = [pad_to_at_least(image, patch_size) for image in images]
         self.masks = [pad_to_at_least(mask, patch_size) for mask in masks]
         self.patch_size = int(patch_size)
@@ -1611,7 +1753,7 @@ class PatchDataset(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         count = min(self.batch_size, self.patches_per_epoch - index * self.batch_size)
         size = self.patch_size
-        picks = rng.integers(0, len(self.images), size=count)
+        picks = rng.choice(len(self.images), size=count, p=self.weights)
         images, masks = [], []
         for pick in picks:
             height, width = self.images[pick].shape[:2]
@@ -1693,12 +1835,25 @@ class FullImageValidation(keras.callbacks.Callback):
 
     Logs ``val_iou`` at threshold 0.5: the foreground IoU pooled over the images (binary), or of
     the classes ``class_ids`` merged into one (for example nucleus interior and boundary). Put it
-    before any callback that monitors ``val_iou``.
+    before any callback that monitors ``val_iou``. At most ``max_pixels`` of validation images are
+    predicted, so the check costs the same on a folder of any size.
     """
 
-    def __init__(self, images, masks, class_ids=(1,)):
+    def __init__(self, images, masks, class_ids=(1,), max_pixels=2_000_000, seed=0):
         super().__init__()
-        self.images, self.masks, self.class_ids = images, masks, tuple(class_ids)
+        # A bounded cost on any folder: whole images, picked at random with the seed, until
+        # max_pixels are reached (2 million: about a fifth of a default lesson-07 epoch's work).
+        order = np.random.default_rng(seed).permutation(len(images))
+        chosen, total = [], 0
+        for index in order:
+            pixels = images[index].shape[0] * images[index].shape[1]
+            if not chosen or total + pixels <= max_pixels:
+                chosen.append(int(index))
+                total += pixels
+        chosen.sort()
+        self.images = [images[index] for index in chosen]
+        self.masks = [masks[index] for index in chosen]
+        self.class_ids = tuple(class_ids)
 
     def on_epoch_end(self, epoch, logs=None):
         """Add ``val_iou`` to the epoch's logs (and so to the history and the printed line)."""

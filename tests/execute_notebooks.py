@@ -3,8 +3,15 @@
 Usage: python tests/execute_notebooks.py [notebooks/NN_name.ipynb ...]   (default: every lesson)
 Each lesson runs top to bottom in a fresh ``python3`` kernel started in ``notebooks/``; TF's C++
 log lines go to the terminal, not into the notebook (nbval does not capture them either).
+
+The kernel runs with ``TF_ENABLE_ONEDNN_OPTS=0``: TensorFlow's plain CPU kernels, not the oneDNN
+ones it uses by default on x86. The tests run with the default, so strict nbval compares every
+stored output with one computed by other arithmetic, as on another processor: an output that
+depends on training and is not marked ``nbval-ignore-output`` fails on the developer's own machine
+(``test_notebook_hygiene.py`` checks that the two settings differ).
 """
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,6 +23,8 @@ from nbclient import NotebookClient
 from notebook_paths import LESSONS
 
 KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
+# The arithmetic the stored outputs come from; the tests run with TensorFlow's default ("1").
+STORED_ARITHMETIC = {"TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
 def execute_in_place(path, timeout=900):
@@ -34,8 +43,15 @@ def execute_in_place(path, timeout=900):
         extra_arguments=KERNEL_ARGUMENTS,
         resources={"metadata": {"path": str(path.parent)}},
     )
+    notebook.metadata["executed_with"] = dict(STORED_ARITHMETIC)
+    saved = dict(os.environ)
+    os.environ.update(STORED_ARITHMETIC)  # the kernel inherits it
     start = time.perf_counter()
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     seconds = time.perf_counter() - start
     nbformat.write(notebook, path)
     return seconds

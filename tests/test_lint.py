@@ -5,7 +5,7 @@ import sys
 
 from notebook_paths import REPOSITORY
 
-TARGETS = ["unet_helpers.py", "tests", "notebooks"]
+TARGETS = ["unet_helpers.py", "tests", "notebooks", "benchmarks"]
 
 
 def run_ruff(*arguments):

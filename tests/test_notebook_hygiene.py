@@ -1,10 +1,13 @@
 """Lessons are committed executed top to bottom in a fresh kernel (nbval skips unexecuted cells)."""
 
+import ast
+import os
 import re
 
 import nbformat
 import pytest
 
+from execute_notebooks import STORED_ARITHMETIC
 from notebook_paths import LESSONS
 
 MACHINE_PATH = re.compile(r"/(root|home|tmp|Users)/[^\s'\"]+")
@@ -53,6 +56,8 @@ def test_lesson_has_the_course_shape(path):
     assert "## Summary" in headings and "## Exercises" in headings
     skips = [c for c in cells if c.cell_type == "code" and "NBVAL_SKIP" in c.source]
     assert not skips, "no NBVAL_SKIP: fix the cause instead"
+    comments = [c for c in cells if c.cell_type == "code" and "NBVAL_IGNORE_OUTPUT" in c.source]
+    assert not comments, "mark a cell with the nbval-ignore-output tag, not a comment"
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
@@ -89,3 +94,43 @@ def test_defaults_check_matches_the_parameters_cell(path):
             if any(getattr(t, "id", "").startswith("DEFAULT") for t in targets):
                 exec(compile(ast.Module([node], []), path.name, "exec"), namespace)
     assert namespace.get("DEFAULTS") is True, f"{path.name}: DEFAULTS is false at the defaults"
+
+
+TIME_NAME = re.compile(r"second|time|duration|elapsed|minute|perf_counter", re.IGNORECASE)
+
+
+def asserted_time_names(source):
+    """Names in the code's assert statements that look like a time (``lesson_seconds``...)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assert):
+            for part in ast.walk(node.test):
+                name = getattr(part, "id", None) or getattr(part, "attr", None)
+                if name and TIME_NAME.search(name):
+                    found.append(name)
+    return found
+
+
+def test_time_asserts_are_recognised():
+    assert asserted_time_names("assert lesson_seconds < 300") == ["lesson_seconds"]
+    assert asserted_time_names("assert time.perf_counter() - start < 9")
+    assert not asserted_time_names("assert test_iou >= 0.8\nseconds = 3")
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_no_lesson_asserts_a_time(path):
+    # A time depends on the machine: lessons print it; benchmarks/lessons.py measures budgets.
+    for index, cell in enumerate(c for c in nbformat.read(path, as_version=4).cells):
+        if cell.cell_type == "code" and not cell.source.lstrip().startswith(("%", "!")):
+            names = asserted_time_names(cell.source)
+            assert not names, f"{path.name} cell {index}: an assert on a time ({names})"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_stored_outputs_come_from_other_arithmetic_than_the_tests(path):
+    # Strict nbval then fails on any stored output that depends on training and is not marked
+    # nbval-ignore-output, here as on a machine with another processor.
+    stored = nbformat.read(path, as_version=4).metadata.get("executed_with")
+    assert stored == STORED_ARITHMETIC, f"{path.name}: re-execute with tests/execute_notebooks.py"
+    for name, value in stored.items():
+        assert os.environ.get(name, "1") != value, f"run the tests without {name}={value}"

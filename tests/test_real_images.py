@@ -61,6 +61,37 @@ def test_normalize_converts_channels_and_refuses_bad_shapes():
         uh.normalize_image(gray, channels=2)
 
 
+def test_dark_objects_on_a_bright_background_are_inverted_alike_everywhere():
+    objects = disc((48, 48), (20, 24), 8)
+    bright_field = np.where(objects, 40, 220).astype(np.uint8)  # dark nucleus, bright background
+    fluorescence = np.where(objects, 220, 40).astype(np.uint8)
+    assert uh.bright_background(bright_field) and not uh.bright_background(fluorescence)
+    inverted, plain = uh.normalize_image(bright_field), uh.normalize_image(fluorescence)
+    np.testing.assert_array_equal(inverted, plain)
+    assert not uh.normalize_image(bright_field, invert=False)[objects].any()  # asked not to
+    colour = np.dstack([bright_field, fluorescence, fluorescence])
+    assert not uh.bright_background(colour)
+    np.testing.assert_array_equal(  # colour is never inverted
+        uh.normalize_image(colour)[..., 1], uh.normalize_image(fluorescence)[..., 0]
+    )
+    # predict_tiled applies the same rule: what comes out of a pass-through model is bright.
+    seen = uh.predict_tiled(pass_through_model(32), bright_field)[..., 0]
+    assert seen[objects].min() > 0.9 and seen[~objects].max() < 0.1
+    with pytest.raises(ValueError, match="invert"):
+        uh.normalize_image(bright_field, invert="yes")
+
+
+def test_split_by_strata_tests_a_rare_kind_of_image():
+    kinds = np.array(["dark"] * 4 + ["bright"] * 36)
+    images = np.arange(len(kinds)).reshape(-1, 1, 1, 1)
+    splits = uh.split_dataset(images, images, 0.15, 0.15, seed=0, strata=kinds)
+    found = {name: kinds[part[0].ravel()].tolist().count("dark") for name, part in splits.items()}
+    assert found == {"train": 2, "validation": 1, "test": 1}
+    assert sum(len(part[0]) for part in splits.values()) == 40
+    few = uh.split_dataset(images[:38], images[:38], seed=0, strata=kinds[2:])  # 2 dark images
+    assert kinds[2:][few["test"][0].ravel()].tolist().count("dark") == 0  # both trained on
+
+
 def test_load_images_keeps_full_resolution(tmp_path):
     for stem, (height, width) in {"a": (30, 70), "b": (90, 20)}.items():
         (tmp_path / "images").mkdir(exist_ok=True)
@@ -144,6 +175,24 @@ def test_patch_dataset_draws_every_image_equally_and_pads_small_images():
     assert share == pytest.approx(0.5, abs=0.06)  # the small image is picked as often as the big
     assert data.images[1].shape == (16, 16, 1)
     np.testing.assert_array_equal(data[0][0].max(axis=(1, 2, 3)), data[0][1].max(axis=(1, 2, 3)))
+
+
+def test_augmentation_draws_all_eight_flips_and_turns_and_every_angle():
+    mirrored, angles = uh.augmentation_outcomes(uh.augmentation(seed=0), count=400)
+    nearest = np.rint(angles / 90).astype(int) % 4  # the nearest quarter-turn
+    counts = np.bincount(mirrored * 4 + nearest, minlength=8)
+    assert counts.min() >= 400 / 8 / 2, counts  # all 8 of the square's symmetries, about evenly
+    assert 0.4 < mirrored.mean() < 0.6
+    assert angles.min() < -150 and angles.max() > 150  # the whole circle, both ways
+
+
+def test_keras_flip_of_both_axes_never_mirrors():
+    # Why uh.augmentation flips each axis with its own layer: Keras 3.15.1's RandomFlip draws one
+    # coin for both axes, so "horizontal_and_vertical" is identity or a 180-degree turn.
+    both = keras.layers.RandomFlip("horizontal_and_vertical", seed=0)
+    mirrored, angles = uh.augmentation_outcomes(both, count=100)
+    assert not mirrored.any()
+    assert set(np.rint(np.abs(angles)).astype(int).tolist()) == {0, 180}
 
 
 def test_flips_and_quarter_turns_keep_an_image_equal_to_its_mask():
