@@ -12,7 +12,7 @@ Contents, by the lesson that introduces each function:
   ``BATCHNORM_MOMENTUM``.
 * 03 assemble and summarize: ``build_unet``, ``head_activation``, ``training_setup``,
   ``SparseCategoricalCrossentropy`` (``sparse_categorical_crossentropy``), ``output_classes``,
-  ``mask_classes``, ``predicted_classes``, ``compile_unet``.
+  ``mask_classes``, ``predicted_classes``, ``compile_unet``, ``multiply_adds`` (used again in 07).
 * 04 binary segmentation: ``ensure_dataset`` / ``make_synthetic_dataset`` / ``synthetic_pair``,
   ``load_dataset`` (``load_images`` + ``normalize_image`` + ``cut_tiles``), ``split_dataset``,
   ``class_pixel_fractions``, ``show_examples``, ``segmentation_metrics``, ``per_class_iou``,
@@ -22,11 +22,12 @@ Contents, by the lesson that introduces each function:
   ``plot_confusion_matrix``, ``class_frequency_weights``, ``pixel_weights``, ``DiceLoss``
   (``dice_loss``, ``dice_cross_entropy_loss``).
 * 06 accuracy versus IoU: ``pixel_accuracy``, ``per_class_dice``, ``mean_iou``.
-* 07 real images at full resolution: ``read_image``, ``normalize_image``, ``load_images``
-  (``map_mask_values`` for masks coded by grey levels),
-  ``augmentation`` (``RandomRotation``), ``PatchDataset``, ``predict_tiled``
-  (``blending_window``, ``tile_starts``, ``pad_to_at_least``), ``FullImageValidation``,
-  ``pooled_iou``, ``count_objects``, ``split_touching``, ``interior_boundary_mask``.
+* 07 real images at full resolution: ``read_image``, ``image_files``, ``normalize_image``
+  (``bright_background``), ``load_images`` (``map_mask_values`` for masks coded by grey levels),
+  ``augmentation`` (``RandomRotation``, ``augmentation_outcomes``), ``PatchDataset``,
+  ``predict_tiled`` (``blending_window``, ``tile_starts``, ``pad_to_at_least``),
+  ``FullImageValidation``, ``pooled_iou``, ``count_objects``, ``split_touching``,
+  ``interior_boundary_mask``.
 
 The file is in four parts: model (01-03), data (04-07), metrics (04-06), real images (07).
 
@@ -280,6 +281,17 @@ def compile_unet(model, learning_rate=1e-3, loss=None, clipnorm=None):
         metrics=setup["metrics"],
     )
     return model
+
+
+def multiply_adds(model):
+    """Multiply-adds of the convolutions of a model, for one image."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):  # kernel applied per input pixel
+            total += np.prod(layer.kernel.shape) * layer.input.shape[1] * layer.input.shape[2]
+        elif isinstance(layer, keras.layers.Conv2D):  # kernel applied per output pixel
+            total += np.prod(layer.kernel.shape) * layer.output.shape[1] * layer.output.shape[2]
+    return int(total)
 
 
 def feature_map_table(input_shape, base_filters=64, depth=4):
@@ -845,11 +857,10 @@ def bright_background(image):
     The rule ``normalize_image`` uses to invert such images: after scaling between the 1st and
     99.8th percentiles, the median pixel (the background) is above 0.5. Colour images: False.
     """
-    array = np.asarray(image, np.float32)
+    array = np.asarray(image)
     if array.ndim == 3 and not np.all(array[..., :3] == array[..., :1]):
         return False
-    low, high = np.percentile(array, (1.0, 99.8))
-    return high > low and _median_above_half(np.clip((array - low) / (high - low), 0.0, 1.0))
+    return _median_above_half(normalize_image(array, invert=False))
 
 
 def _paired_files(directory):

@@ -70,3 +70,20 @@ def test_docstring_removal_is_the_only_normalization():
     changed = ast.parse("def f(x):\n    return x + 2\n").body[0]
     assert without_docstring(plain) == without_docstring(documented)
     assert without_docstring(plain) != without_docstring(changed)
+
+
+# Lesson 03 writes multiply_adds itself to explain it; lesson 07 uses the module's copy.
+LESSON_03 = NOTEBOOK_DIR / "03_assemble_and_summarize.ipynb"
+
+
+def test_lesson_03_multiply_adds_is_the_module_function():
+    notebook = nbformat.read(LESSON_03, as_version=4)
+    found = {}
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            found.update(function_defs(cell.source, f"lesson 03 cell {index}"))
+    assert "multiply_adds" in found, "lesson 03 no longer defines multiply_adds"
+    module = function_defs(inspect.getsource(uh), "unet_helpers.py")["multiply_adds"]
+    assert without_docstring(found["multiply_adds"]) == without_docstring(module), (
+        "multiply_adds in lesson 03 differs from unet_helpers.multiply_adds: change both"
+    )
