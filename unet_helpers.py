@@ -28,8 +28,15 @@ Contents, by the lesson that introduces each function:
   ``predict_tiled`` (``blending_window``, ``tile_starts``, ``pad_to_at_least``),
   ``FullImageValidation``, ``pooled_iou``, ``count_objects``, ``split_touching``,
   ``interior_boundary_mask``.
+* 08 from pixels to objects: ``object_overlaps``, ``object_iou``, ``match_counts``,
+  ``object_scores`` (``DSB_THRESHOLDS``), ``object_errors`` (``ERROR_KINDS``),
+  ``instances_from_mask``, ``grow_seeds``, ``instances_from_probabilities``, ``one_hot``,
+  ``otsu_mask``, ``classical_instances``, ``ObjectSettings``, ``with_object_settings``,
+  ``object_settings``, ``predict_instances``, ``load_labels``, ``save_labels``,
+  ``save_object_table`` (``OBJECT_COLUMNS``).
 
-The file is in four parts: model (01-03), data (04-07), metrics (04-06), real images (07).
+The file is in five parts: model (01-03), data (04-07), metrics (04-06), real images (07),
+objects (08).
 
 Two counts, two names: ``n_classes`` is the number of output channels of the head (1 = binary,
 sigmoid; K >= 2 = softmax), ``n_labels`` the number of label values in the masks (binary = 2).
@@ -1933,6 +1940,309 @@ def interior_boundary_mask(labels):
     mask = (labels > 0).astype(np.uint8)
     mask[find_boundaries(labels, mode="inner") & (labels > 0)] = 2
     return mask
+
+
+# --------------------------------------------------------------------------------------------------
+# From pixels to objects (lesson 08): matching objects and scoring them
+# --------------------------------------------------------------------------------------------------
+
+#: IoU thresholds of the 2018 Data Science Bowl score: 0.50, 0.55, ..., 0.95.
+DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2).tolist())
+#: What became of a true object (``object_errors``), in this order of codes 1..4.
+ERROR_KINDS = ("found", "merged", "split", "missed")
+
+
+def object_overlaps(true_labels, predicted_labels):
+    """Pixels shared by every true object (rows) and predicted object (columns), and their areas.
+
+    Returns ``(intersection, true_areas, predicted_areas)``; ids are taken in increasing order.
+    """
+    from skimage.segmentation import relabel_sequential
+
+    true = relabel_sequential(np.asarray(true_labels, np.int64).squeeze())[0]
+    predicted = relabel_sequential(np.asarray(predicted_labels, np.int64).squeeze())[0]
+    if true.shape != predicted.shape:
+        raise ValueError(f"label images differ in shape: {true.shape} and {predicted.shape}.")
+    columns = int(predicted.max()) + 1
+    size = (int(true.max()) + 1) * columns
+    pairs = np.bincount(true.ravel() * columns + predicted.ravel(), minlength=size)
+    pairs = pairs.reshape(-1, columns)
+    return pairs[1:, 1:], pairs[1:].sum(axis=1), pairs[:, 1:].sum(axis=0)
+
+
+def object_iou(true_labels, predicted_labels):
+    """IoU of every true object (rows) with every predicted object (columns), float64."""
+    intersection, true_areas, predicted_areas = object_overlaps(true_labels, predicted_labels)
+    return intersection / (true_areas[:, None] + predicted_areas[None, :] - intersection)
+
+
+def match_counts(iou, threshold=0.5):
+    """``(TP, FP, FN, matched IoUs)``: pairs with IoU > ``threshold`` are matches.
+
+    Above 0.5 a match is unique: an object overlapping two disjoint objects by more than half of
+    each union would need more than all of its own pixels. So no assignment step is needed.
+    """
+    if threshold < 0.5:
+        raise ValueError(f"threshold must be >= 0.5 for matches to be unique; got {threshold!r}.")
+    matched = iou > threshold
+    true_positives = int(matched.sum())
+    return (
+        true_positives,
+        iou.shape[1] - true_positives,
+        iou.shape[0] - true_positives,
+        iou[matched],
+    )
+
+
+def object_scores(true_list, predicted_list, threshold=0.5):
+    """Object scores of a list of images, a dict: TP, FP, FN, F1, AP, PQ pooled; DSB, count error.
+
+    F1 = 2TP / (2TP + FP + FN) and AP = TP / (TP + FP + FN) at IoU > ``threshold``, counts pooled
+    over the images; PQ = sum of matched IoUs / (TP + FP/2 + FN/2). DSB: AP per image averaged over
+    ``DSB_THRESHOLDS``, then over images (1 for an image with nothing to find and nothing found).
+    Count error: median over images of |found - true| / max(true, 1).
+    """
+    tp = fp = fn = 0
+    matched_iou, dsb, count_error = 0.0, [], []
+    for truth, predicted in zip(true_list, predicted_list, strict=True):
+        iou = object_iou(truth, predicted)
+        counts = match_counts(iou, threshold)
+        tp, fp, fn = tp + counts[0], fp + counts[1], fn + counts[2]
+        matched_iou += counts[3].sum()
+        per_threshold = [match_counts(iou, t)[:3] for t in DSB_THRESHOLDS]
+        dsb.append(np.mean([t / (t + p + n) if t + p + n else 1.0 for t, p, n in per_threshold]))
+        count_error.append(abs(iou.shape[1] - iou.shape[0]) / max(iou.shape[0], 1))
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0,
+        "ap": tp / (tp + fp + fn) if tp + fp + fn else 1.0,
+        "pq": float(matched_iou / (tp + fp / 2 + fn / 2)) if tp + fp + fn else 1.0,
+        "dsb": float(np.mean(dsb)),
+        "count_error": float(np.median(count_error)),
+    }
+
+
+def object_errors(true_labels, predicted_labels, threshold=0.5):
+    """What became of each true object, and which predicted objects are false, a dict.
+
+    ``true_kind``: code 1..4 of ``ERROR_KINDS`` per true object: found (matched); merged (half of it
+    or more lies in a predicted object that also holds half of another true object); split (two or
+    more predicted objects lie mostly inside it); missed (anything else). ``false``: predicted
+    objects lying mostly on background. ``map``: those codes painted, 5 for false objects.
+    """
+    from skimage.segmentation import relabel_sequential
+
+    true = relabel_sequential(np.asarray(true_labels, np.int64).squeeze())[0]
+    predicted = relabel_sequential(np.asarray(predicted_labels, np.int64).squeeze())[0]
+    intersection, true_areas, predicted_areas = object_overlaps(true, predicted)
+    iou = intersection / (true_areas[:, None] + predicted_areas[None, :] - intersection)
+    holds_half = intersection >= 0.5 * true_areas[:, None]  # true object half inside predicted
+    inside = intersection >= 0.5 * predicted_areas[None, :]  # predicted object mostly inside true
+    merged = (holds_half & (holds_half.sum(axis=0) >= 2)).any(axis=1)
+    split = inside.sum(axis=1) >= 2
+    kind = np.select([(iou > threshold).any(axis=1), merged, split], [1, 2, 3], default=4)
+    false = ~(iou > threshold).any(axis=0) & (intersection.sum(axis=0) < 0.5 * predicted_areas)
+    error_map = np.concatenate([[0], kind])[true].astype(np.uint8)
+    error_map[np.concatenate([[False], false])[predicted] & (true == 0)] = 5
+    return {
+        "true_kind": kind,
+        "true_area": true_areas,
+        "false": false,
+        "predicted_area": predicted_areas,
+        "map": error_map,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# From pixels to objects: three ways
+# --------------------------------------------------------------------------------------------------
+
+
+def instances_from_mask(mask, min_size=10, min_distance=None):
+    """Objects of a binary mask: connected components, or a distance watershed (min_distance)."""
+    if min_distance is None:
+        return count_objects(mask, min_size)[0]
+    return split_touching(mask, min_distance=min_distance, min_size=min_size)[0]
+
+
+def grow_seeds(interior, area, seed_threshold=0.5, threshold=0.5, min_size=10, min_distance=None):
+    """Objects from 3-class probabilities: interiors above ``seed_threshold`` are seeds (cut at
+    narrow necks by ``split_touching`` if ``min_distance`` is set), grown by a watershed over
+    the nucleus area (interior + boundary above ``threshold``); int32 (H, W)."""
+    from skimage.measure import label
+    from skimage.segmentation import relabel_sequential, watershed
+
+    nucleus = area > threshold
+    seeds = (interior > seed_threshold) & nucleus
+    if min_distance is None:
+        seeds = label(seeds, connectivity=1)
+    else:
+        seeds = split_touching(seeds, min_distance=min_distance)[0]
+    labels = watershed(-interior, seeds, mask=nucleus)
+    leftover = label(nucleus & (labels == 0))  # nucleus regions without a seed: objects too
+    labels = np.where(leftover > 0, leftover + labels.max(), labels)
+    small = np.bincount(labels.ravel()) < min_size
+    small[0] = False
+    labels[small[labels]] = 0
+    return relabel_sequential(labels.astype(np.int32))[0]
+
+
+def instances_from_probabilities(
+    probabilities, threshold=0.5, seed_threshold=None, min_size=10, min_distance=None
+):
+    """(H, W) int32 objects from a model's (H, W, K) output, 0 background, 1..n one per object.
+
+    K = 3 (background, interior, boundary) with a ``seed_threshold``: ``grow_seeds``. Otherwise
+    the nucleus area (K = 1: the sigmoid; K >= 2: 1 - background) above ``threshold`` is cut by
+    ``instances_from_mask``. ``min_distance`` (None: no cut) applies to either.
+    """
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim == 2:
+        probabilities = probabilities[..., None]
+    area = probabilities[..., 0] if probabilities.shape[-1] == 1 else 1 - probabilities[..., 0]
+    if seed_threshold is not None and probabilities.shape[-1] >= 3:
+        interior = probabilities[..., 1]
+        return grow_seeds(interior, area, seed_threshold, threshold, min_size, min_distance)
+    return instances_from_mask(area > threshold, min_size, min_distance).astype(np.int32)
+
+
+def one_hot(mask, n_labels=3):
+    """A class-id mask as (H, W, n_labels) 'probabilities' of 0 and 1: true masks through the
+    same code as predictions."""
+    return np.eye(n_labels, dtype=np.float32)[np.asarray(mask).squeeze().astype(np.int64)]
+
+
+def otsu_mask(image, sigma=1.0):
+    """Nucleus mask with no network: normalise, smooth (Gaussian ``sigma``), Otsu's threshold."""
+    from skimage.filters import gaussian, threshold_otsu
+
+    gray = gaussian(normalize_image(image, channels=1)[..., 0], sigma)
+    if gray.max() == gray.min():  # a flat image holds no objects
+        return np.zeros(gray.shape, bool)
+    return gray > threshold_otsu(gray)
+
+
+def classical_instances(image, min_distance=6, min_size=10, sigma=1.0):
+    """Objects with no network: ``otsu_mask``, then a distance watershed (``min_distance=None``:
+    connected components)."""
+    return instances_from_mask(otsu_mask(image, sigma), min_size, min_distance).astype(np.int32)
+
+
+# --------------------------------------------------------------------------------------------------
+# The whole pipeline for one image, with its settings saved in the model
+# --------------------------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="unet_helpers")
+class ObjectSettings(keras.layers.Layer):
+    """An identity layer whose config carries ``predict_instances``' settings into a .keras file."""
+
+    def __init__(self, settings=None, **kwargs):
+        super().__init__(**kwargs)
+        self.settings = dict(settings or {})
+
+    def call(self, inputs):
+        """The input, unchanged."""
+        return inputs
+
+    def get_config(self):
+        """The layer's config plus its settings (saved with the model)."""
+        return {**super().get_config(), "settings": self.settings}
+
+
+def with_object_settings(model, **settings):
+    """The model with an ``ObjectSettings`` layer at its end holding ``settings`` (a new one
+    replaces an old one). Values must be numbers, strings or None."""
+    if isinstance(model.layers[-1], ObjectSettings):
+        model = keras.Model(model.inputs, model.layers[-1].input, name=model.name)
+    plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in settings.items()}
+    outputs = ObjectSettings(plain, name="object_settings")(model.outputs[0])
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
+def object_settings(model):
+    """``predict_instances``' settings: the defaults for the model's head, then those it stores."""
+    defaults = {
+        "threshold": 0.5,  # nucleus probability (binary: the sigmoid; 3-class: 1 - background)
+        "seed_threshold": 0.5 if output_classes(model) >= 3 else None,  # interior seeds
+        "min_size": 10,  # pixels; smaller objects are dropped
+        "min_distance": None,  # None, or cut objects (seeds) at necks: a distance watershed
+        "overlap": 0.5,  # of the prediction tiles (predict_tiled)
+    }
+    stored = [layer.settings for layer in model.layers if isinstance(layer, ObjectSettings)]
+    return {**defaults, **(stored[-1] if stored else {})}
+
+
+def predict_instances(model, image, **settings):
+    """(H, W) int32 objects of an image as read from its file (any size, any dtype): 0 background,
+    1..n one id per object. Tiled prediction (``predict_tiled``), then
+    ``instances_from_probabilities`` with ``object_settings(model)``, updated by ``settings``."""
+    settings = {**object_settings(model), **settings}
+    probabilities = predict_tiled(model, image, overlap=settings.pop("overlap"))
+    return instances_from_probabilities(probabilities, **settings)
+
+
+# --------------------------------------------------------------------------------------------------
+# Data and export
+# --------------------------------------------------------------------------------------------------
+
+
+def load_labels(directory, stems, masks):
+    """True objects, one int32 (H, W) array per stem: ``labels/<stem>.*`` (instance ids) or,
+    without a ``labels/`` folder, the connected regions of ``masks`` (touching objects merge)."""
+    folder = Path(directory) / "labels"
+    if not folder.is_dir():
+        return [count_objects(mask)[0].astype(np.int32) for mask in masks]
+    files = {path.stem: path for path in folder.iterdir() if not path.name.startswith(".")}
+    missing = [stem for stem in stems if stem not in files]
+    if missing:
+        raise FileNotFoundError(
+            f"no labels/ file for {_names(missing)}: add them or remove labels/."
+        )
+    labels = [read_image(files[stem]).astype(np.int32) for stem in stems]
+    for stem, label, mask in zip(stems, labels, masks, strict=True):
+        if label.shape != mask.shape[:2]:
+            raise ValueError(
+                f"labels/{files[stem].name} is {label.shape}, its mask {mask.shape[:2]}."
+            )
+    return labels
+
+
+def save_labels(path, labels):
+    """Write instance labels as a 16-bit PNG or TIFF (by suffix); Fiji, napari, QuPath open it."""
+    labels = np.asarray(labels)
+    if labels.min(initial=0) < 0 or labels.max(initial=0) > 65535:
+        raise ValueError("16-bit label images hold ids 0..65535.")
+    Image.fromarray(labels.astype(np.uint16)).save(path)
+
+
+#: Column names of ``save_object_table`` (``regionprops_table`` names -> CSV names).
+OBJECT_COLUMNS = {
+    "label": "id",
+    "area": "area",
+    "centroid-0": "centroid_row",
+    "centroid-1": "centroid_col",
+    "intensity_mean": "mean_intensity",
+}
+
+
+def save_object_table(path, labels, image):
+    """One CSV row per object: id, area (pixels), centroid (row, column), mean intensity of
+    ``image`` (as read from its file); returns the column names."""
+    import csv
+
+    from skimage.measure import regionprops_table
+
+    properties = ("label", "area", "centroid", "intensity_mean")
+    table = regionprops_table(np.asarray(labels), np.asarray(image), properties=properties)
+    columns = [OBJECT_COLUMNS.get(name, name) for name in table]
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(columns)
+        writer.writerows(zip(*(np.round(values, 3) for values in table.values()), strict=True))
+    return columns
 
 
 # --------------------------------------------------------------------------------------------------

@@ -113,6 +113,8 @@ def run_lesson(lesson, backend, seed, onednn):
 
     path = next(NOTEBOOKS.glob(f"{lesson}_*.ipynb"))
     notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:  # run on after a failed check: a failed floor is a result too
+        cell.metadata.setdefault("tags", []).append("raises-exception")
     notebook.cells.append(nbformat.v4.new_code_cell(REPORT_CELL % HEADLINES.get(lesson, {})))
     with tempfile.TemporaryDirectory() as scratch:
         source, output = Path(scratch) / path.name, Path(scratch) / f"out_{path.name}"
@@ -125,6 +127,8 @@ def run_lesson(lesson, backend, seed, onednn):
                 source, output, parameters={"SEED": seed}, cwd=str(NOTEBOOKS),
                 kernel_name="python3", progress_bar=False,
             )  # fmt: skip
+        except papermill.PapermillExecutionError:
+            pass  # the failed cells are listed in the record below
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -135,6 +139,12 @@ def run_lesson(lesson, backend, seed, onednn):
         for cell in executed.cells
         if cell.cell_type == "code" and ".fit(" in cell.source
     )
+    failed = [
+        f"{output_item.ename}: {output_item.evalue}"[:200]
+        for cell in executed.cells
+        for output_item in cell.get("outputs", [])
+        if output_item.output_type == "error"
+    ]
     report = {}
     for output_item in executed.cells[-1].get("outputs", []):
         for line in output_item.get("text", "").splitlines():
@@ -149,6 +159,7 @@ def run_lesson(lesson, backend, seed, onednn):
         "training_seconds": round(training, 1),
         "peak_gb": round(report["peak_bytes"] / 2**30, 2) if report.get("peak_bytes") else None,
         "metrics": report.get("metrics", {}),
+        "failed": failed,
     }
 
 
@@ -196,6 +207,13 @@ def tables(records):
             f"| {lesson} | {name} | {setting} | {len(values)} | {statistics.mean(values):.3f} | "
             f"{min(values):.3f} | {max(values):.3f} |"
         )
+    failures = [record for record in records if record.get("failed")]
+    if failures:
+        lines += ["", "| lesson | backend, oneDNN | seed | failed check |", "|---|---|---|---|"]
+    for record in failures:
+        setting = f"{record['backend']}, {record['onednn']}"
+        for message in record["failed"]:
+            lines.append(f"| {record['lesson'][:2]} | {setting} | {record['seed']} | {message} |")
     return "\n".join(lines)
 
 
