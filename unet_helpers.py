@@ -2230,14 +2230,21 @@ OBJECT_COLUMNS = {
 
 def save_object_table(path, labels, image):
     """One CSV row per object: id, area (pixels), centroid (row, column), mean intensity of
-    ``image`` (as read from its file); returns the column names."""
+    ``image`` (as read from its file; colour: ``mean_intensity_0``, ``_1``, ...); returns the
+    column names."""
     import csv
 
     from skimage.measure import regionprops_table
 
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
     properties = ("label", "area", "centroid", "intensity_mean")
-    table = regionprops_table(np.asarray(labels), np.asarray(image), properties=properties)
-    columns = [OBJECT_COLUMNS.get(name, name) for name in table]
+    table = regionprops_table(np.asarray(labels), image, properties=properties)
+    columns = [
+        OBJECT_COLUMNS.get(name, name.replace("intensity_mean-", "mean_intensity_"))
+        for name in table
+    ]
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(columns)

@@ -42,7 +42,11 @@ HEADLINES = {
         "test IoU, all": "test_iou",
         "largest merge (nuclei)": "covered",
     },
-    "08": {"F1@0.5": "headline_f1", "DSB score": "headline_dsb"},
+    "08": {
+        "F1@0.5, interiors grown": "headline_f1",
+        "DSB score, interiors grown": "headline_dsb",
+        "best validation IoU": "best_val_iou",
+    },
 }
 REPORT_CELL = """
 import json as _json

@@ -78,3 +78,12 @@ def test_lesson_07_runs_on_large_mixed_images_with_pytorch(tmp_path, monkeypatch
     outputs = run_lesson_on("torch", "07", tmp_path, small, monkeypatch)
     assert "8 images; sizes (width x height)" in outputs
     assert "augmented picture and mask agree on" in outputs  # the rotation fix, checked by the cell
+
+
+def test_lesson_08_finds_objects_in_a_folder_without_labels_on_jax(tmp_path, monkeypatch):
+    write_large_mixed_folder(tmp_path / "my_scans")
+    small = {**SWEEPS["08"][0], "DATA_DIR": "../my_scans"}
+    outputs = run_lesson_on("jax", "08", tmp_path, small, monkeypatch)
+    assert "true objects from the connected regions of masks/" in outputs
+    assert (tmp_path / "data" / "models" / "08_nuclei_objects.keras").exists()
+    assert not (tmp_path / "my_scans" / "labels").exists()

@@ -258,6 +258,9 @@ def test_object_table_csv(tmp_path):
     assert sum(float(row["area"]) for row in rows) == np.sum(labels > 0)
     first = labels == 1
     assert float(rows[0]["mean_intensity"]) == pytest.approx(image[first].mean(), abs=1e-3)
+    colour = np.stack([image, 255 - image, image // 2], axis=-1)
+    columns = uh.save_object_table(tmp_path / "colour.csv", labels, colour)
+    assert columns[4:] == ["mean_intensity_0", "mean_intensity_1", "mean_intensity_2"]
 
 
 def test_data_dir_without_labels_takes_mask_regions(tmp_path):
