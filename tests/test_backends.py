@@ -67,11 +67,6 @@ def run_lesson_on(backend, number, root, parameters, monkeypatch):
     return outputs
 
 
-def test_lesson_06_trains_with_edited_parameters_on_jax(tmp_path, monkeypatch):
-    outputs = run_lesson_on("jax", "06", tmp_path, SWEEPS["06"][0], monkeypatch)
-    assert "lesson ran for" in outputs
-
-
 def test_lesson_07_runs_on_large_mixed_images_with_pytorch(tmp_path, monkeypatch):
     write_large_mixed_folder(tmp_path / "my_scans")
     small = {**SWEEPS["07"][0], "DATA_DIR": "../my_scans"}

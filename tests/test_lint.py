@@ -1,9 +1,12 @@
-"""ruff is clean on the helpers, the tests and the lessons (it reads .ipynb directly)."""
+"""ruff is clean on the helpers, the tests and the lessons (it reads .ipynb directly), and the
+contents list of unet_helpers' docstring is complete."""
 
+import re
 import subprocess
 import sys
 
-from notebook_paths import REPOSITORY
+import unet_helpers as uh
+from notebook_paths import LESSONS, REPOSITORY
 
 TARGETS = ["unet_helpers.py", "tests", "notebooks", "benchmarks"]
 
@@ -21,3 +24,37 @@ def test_ruff_check_is_clean():
 def test_ruff_format_is_clean():
     result = run_ruff("format", "--check", "--no-cache")
     assert result.returncode == 0, "run `ruff format`:\n" + result.stdout + result.stderr
+
+
+def contents_list():
+    """{name: (lesson, in parentheses)} from the contents list of unet_helpers' docstring."""
+    text = uh.__doc__.split("Contents, by the lesson")[1].split("\nThe file is in")[0]
+    listed = {}
+    for bullet in text.split("\n* ")[1:]:
+        lesson, depth = bullet[:2], 0
+        for piece in re.split(r"(``\w+``|[()])", bullet):
+            depth += {"(": 1, ")": -1}.get(piece, 0)
+            if piece.startswith("``"):
+                assert piece[2:-2] not in listed, f"{piece} is listed twice"
+                listed[piece[2:-2]] = (lesson, depth > 0)
+    return listed
+
+
+def test_contents_list_names_every_public_name_once_under_a_lesson_that_shows_it():
+    public = {
+        name
+        for name, value in vars(uh).items()
+        if not name.startswith("_")
+        and getattr(value, "__module__", uh.__name__) == uh.__name__
+        and (callable(value) or name.isupper())
+    }
+    listed = contents_list()
+    assert sorted(public - set(listed)) == [], "add these to the contents list"
+    assert sorted(set(listed) - public) == [], "the contents list names what the module lacks"
+    lessons = {path.name[:2]: path.read_text() for path in LESSONS}
+    missing = [
+        f"{name} ({lesson})"
+        for name, (lesson, supporting) in listed.items()
+        if not supporting and not re.search(rf"\b{name}\b", lessons[lesson])
+    ]
+    assert missing == [], "listed under a lesson that never names them"

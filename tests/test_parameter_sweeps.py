@@ -15,14 +15,12 @@ from notebook_paths import LESSONS
 # Edited parameter sets, keyed by the lesson's two-digit prefix. Every lesson needs a set here
 # (test_every_lesson_has_sweeps): a new lesson adds an entry. Kept small for a 2-core CPU; strict
 # nbval already runs every lesson with its defaults. Each set runs once: lesson 04's on a student's
-# folder (below), 03's and 05's in the browser (test_browser.py), 06's on JAX, 07's on a
-# student's folder on PyTorch and 08's on a folder without labels/ on JAX (test_backends.py), the
-# others here.
+# folder (below), 03's and 05's in the browser (test_browser.py), 07's on a student's folder on
+# PyTorch and 08's on a folder without labels/ on JAX (test_backends.py), the others here.
 ELSEWHERE = {
     "03": "test_browser",
     "04": __name__,
     "05": "test_browser",
-    "06": "test_backends",
     "07": "test_backends",
     "08": "test_backends",
 }
@@ -48,7 +46,7 @@ SWEEPS = {
             IMAGE_SIZE=64,
             BASE_FILTERS=8,
             DEPTH=3,
-            EPOCHS=2,
+            EPOCHS=1,
             PATCHES_PER_EPOCH=32,
             BATCH_SIZE=8,
             OVERLAP=0.25,
