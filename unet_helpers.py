@@ -1168,8 +1168,8 @@ def _palette(n_classes):
 def colorize_mask(mask, n_classes):
     """RGB float (H, W, 3) picture of a class-id mask, with a fixed colour per class.
 
-    Not ``skimage.color.label2rgb`` (lessons 07-08 use it for objects): it colours the labels
-    present in order, so a class missing from one image would change the colours of the others.
+    Not ``skimage.color.label2rgb``: it colours the labels present in order, so a class missing
+    from one image would change the colours of the others.
     """
     mask = np.asarray(mask)
     if mask.ndim == 3:
@@ -1296,7 +1296,7 @@ def _check_label_masks(y_true, y_pred):
 def confusion_matrix(y_true, y_pred, n_labels):
     """Pixel counts ``(n_labels, n_labels)``, int64: rows = true class, columns = predicted.
 
-    The same counts as ``sklearn.metrics.confusion_matrix`` (lesson 05 and the tests compare),
+    The same counts as ``sklearn.metrics.confusion_matrix`` (lesson 05 checks that they agree),
     about 100 times faster on a million pixels (one ``np.bincount``), and it refuses labels
     outside 0..n_labels-1, which scikit-learn, given ``labels``, silently leaves out.
     """
