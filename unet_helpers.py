@@ -1,48 +1,40 @@
 """Shared code for the unet-from-blocks lessons: U-Net blocks, ``build_unet``, data, metrics, plots.
 
-Each function is introduced in a lesson and lives here once, in lesson order. Keras 3
-(``import keras``) keeps the code backend-neutral: TensorFlow is the backend the course ships and
-tests everywhere; the helpers' Keras tests also run on JAX and PyTorch (tests/test_backends.py).
+Each name is introduced by a lesson and lives here once, in lesson order; plumbing the lessons need
+not read (folder checks, the synthetic-data renderer, PyTorch fixes) is in unet_support.py, and the
+names of it the lessons call are imported here. Keras 3 only (``import keras``): any backend.
 
 Contents, by the lesson that introduces each name; a name in parentheses is used by the one
-before it and need not be read first (tests/test_lint.py checks that every public name is listed
-once, and that each name outside parentheses appears in its lesson):
+before it (tests/test_lint.py checks that each public name is listed once, in its lesson):
 
 * 01 architecture: ``feature_map_table``, ``print_feature_map_table``, ``valid_sizes_near``,
-  ``check_unet_config`` (``check_whole_number``, ``N_CLASSES_HINT``), ``plot_unet_diagram``.
+  ``check_unet_config``, ``plot_unet_diagram``.
 * 02 blocks as functions: ``conv_block``, ``encoder_block``, ``decoder_block``,
   ``BATCHNORM_MOMENTUM``.
-* 03 assemble and summarize: ``build_unet`` (``head_activation``, ``output_classes``),
-  ``training_setup`` (``SparseCategoricalCrossentropy``, ``sparse_categorical_crossentropy``),
+* 03 assemble and summarize: ``build_unet``, ``training_setup`` (``SparseCategoricalCrossentropy``),
   ``compile_unet`` (``segmentation_metrics``, ``BinaryIoU``, ``MeanIoU``), ``multiply_adds``.
-* 04 binary segmentation: ``ensure_dataset``, ``synthetic_pair``,
-  ``load_dataset`` (``cut_tiles``), ``split_dataset``, ``class_pixel_fractions``,
-  ``mask_classes``, ``predicted_classes``, ``show_examples`` (``colorize_mask``, ``PALETTE``,
-  ``BINARY_OVERLAY_COLOUR``), ``per_class_iou``, ``per_image_iou``, ``plot_history``,
+* 04 binary segmentation: ``ensure_dataset``, ``synthetic_pair``, ``load_dataset`` (``cut_tiles``),
+  ``split_dataset``, ``class_pixel_fractions``, ``mask_classes``, ``predicted_classes``,
+  ``show_examples`` (``colorize_mask``), ``per_class_iou``, ``per_image_iou``, ``plot_history``,
   ``peak_memory_bytes``.
 * 05 multiclass: ``SYNTHETIC_CLASS_NAMES``, ``iou_table``, ``confusion_matrix``,
   ``plot_confusion_matrix``, ``class_frequency_weights``, ``pixel_weights``, ``DiceLoss``
   (``dice_loss``, ``dice_cross_entropy_loss``).
 * 06 accuracy versus IoU: ``pixel_accuracy``, ``per_class_dice``, ``mean_iou``.
-* 07 real images at full resolution: ``read_image``, ``image_files``, ``load_images``
-  (``read_pairs``), ``normalize_image`` (``bright_background``, ``check_channels``),
-  ``augmentation`` (``RandomRotation``, ``augmentation_outcomes``), ``PatchDataset``,
-  ``predict_tiled`` (``blending_window``, ``tile_starts``, ``pad_to_at_least``),
+* 07 real images at full resolution: ``read_image``, ``image_files``, ``load_images``,
+  ``normalize_image`` (``bright_background``), ``augmentation`` (``RandomRotation``,
+  ``augmentation_outcomes``), ``PatchDataset``, ``predict_tiled`` (``blending_window``),
   ``FullImageValidation``, ``pooled_iou``, ``count_objects``, ``split_touching``,
   ``interior_boundary_mask``.
-* 08 from pixels to objects: ``object_iou`` (``object_overlaps``), ``match_counts``,
-  ``object_scores`` (``DSB_THRESHOLDS``), ``object_errors`` (``ERROR_KINDS``),
-  ``instances_from_mask``, ``grow_seeds``, ``instances_from_probabilities``, ``one_hot``,
-  ``otsu_mask``, ``classical_instances``, ``ObjectSettings``, ``with_object_settings``,
-  ``object_settings``, ``predict_instances``, ``load_labels`` (``short_list``), ``save_labels``,
-  ``save_object_table`` (``OBJECT_COLUMNS``).
+* 08 from pixels to objects: ``object_iou``, ``match_counts``, ``object_scores``
+  (``DSB_THRESHOLDS``), ``object_errors``, ``instances_from_mask``, ``grow_seeds``,
+  ``instances_from_probabilities``, ``one_hot``, ``otsu_mask``, ``classical_instances``,
+  ``ObjectSettings``, ``with_object_settings``, ``object_settings``, ``predict_instances``,
+  ``load_labels``, ``save_labels``, ``save_object_table``.
 
 The file is in five parts: model (01-03), data (04-07), metrics (04-06), real images (07),
-objects (08).
-
-Two counts, two names: ``n_classes`` is the number of output channels of the head (1 = binary,
-sigmoid; K >= 2 = softmax), ``n_labels`` the number of label values in the masks (binary = 2).
-``mask_classes(n_classes)`` converts the first into the second.
+objects (08). ``n_classes`` counts the head's channels (1 = binary), ``n_labels`` the label values
+in the masks (binary = 2): ``mask_classes(n_classes)`` converts the first into the second.
 """
 
 from pathlib import Path
@@ -52,32 +44,23 @@ import numpy as np
 from keras import layers
 from PIL import Image
 
+import unet_support as support
 from unet_support import (
     SYNTHETIC_CLASS_NAMES,
     BinaryIoU,
     MeanIoU,
     RandomRotation,
     SparseCategoricalCrossentropy,
-    check_channels,
-    check_whole_number,
     ensure_dataset,
     image_files,
     read_image,
-    read_pairs,
-    short_list,
-    sparse_categorical_crossentropy,
     synthetic_pair,
 )
 
-# --------------------------------------------------------------------------------------------------
-# Model: blocks and build_unet (lessons 01-03)
-# --------------------------------------------------------------------------------------------------
+# --- Model: blocks and build_unet (lessons 01-03) -------------------------------------------------
 
-#: BatchNormalization momentum. In inference mode (``predict``) each layer normalises with moving
-#: averages that keep ``momentum**n`` of their initial value after n steps (0.99**100 = 37 %,
-#: 0.99**200 = 13 %; 0.9**100 < 0.003 %) and that lag behind the batch statistics while the weights
-#: still change (by about ``momentum / (1 - momentum)`` steps: 99 at 0.99, 9 at 0.9). Keras' default
-#: 0.99 is made for long runs; 0.9 follows a short CPU run more closely. Lesson 03, section 7.
+#: Moving averages for ``predict`` lag about ``momentum / (1 - momentum)`` steps: Keras' 0.99 suits
+#: long runs, 0.9 follows a short CPU run more closely (lesson 03, section 7).
 BATCHNORM_MOMENTUM = 0.9
 
 
@@ -112,7 +95,7 @@ def valid_sizes_near(size, depth):
     return sorted(s for s in below + above if s > 0)
 
 
-N_CLASSES_HINT = "use 1 for binary (foreground/background) masks, K >= 2 for K classes"
+_N_CLASSES_HINT = "use 1 for binary (foreground/background) masks, K >= 2 for K classes"
 
 
 def check_unet_config(input_shape, n_classes=1, base_filters=64, depth=4):
@@ -122,9 +105,9 @@ def check_unet_config(input_shape, n_classes=1, base_filters=64, depth=4):
             f"input_shape must be (height, width, channels), for example (128, 128, 3); "
             f"got {input_shape!r}. A grayscale image still needs its channel: (128, 128, 1)."
         )
-    check_whole_number("n_classes", n_classes, N_CLASSES_HINT)
-    check_whole_number("depth", depth, "use the number of pooling steps, typically 3 or 4")
-    check_whole_number(
+    support.check_whole_number("n_classes", n_classes, _N_CLASSES_HINT)
+    support.check_whole_number("depth", depth, "use the number of pooling steps, typically 3 or 4")
+    support.check_whole_number(
         "base_filters",
         base_filters,
         "use a positive integer: 16 on a CPU, 64 in the original U-Net",
@@ -155,11 +138,8 @@ def build_unet(
     batchnorm_momentum=BATCHNORM_MOMENTUM,
     name="U-Net",
 ):
-    """The U-Net: ``depth`` encoder blocks, a bridge, ``depth`` decoder blocks and a 1x1 head.
-
-    Level ``i`` uses ``base_filters * 2**i`` filters and the bridge ``base_filters * 2**depth``.
-    The head is sigmoid for ``n_classes == 1`` (binary) and softmax otherwise.
-    """
+    """The U-Net: ``depth`` encoder blocks, a bridge, ``depth`` decoder blocks, a 1x1 head.
+    Level ``i`` has ``base_filters * 2**i`` filters; sigmoid head for 1 class, softmax for K."""
     check_unet_config(input_shape, n_classes, base_filters, depth)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
@@ -170,30 +150,22 @@ def build_unet(
     x = conv_block(x, base_filters * 2**depth, batchnorm_momentum)  # the bridge
     for level in reversed(range(depth)):
         x = decoder_block(x, skips[level], base_filters * 2**level, batchnorm_momentum)
-    outputs = layers.Conv2D(n_classes, 1, activation=head_activation(n_classes), name="mask")(x)
+    outputs = layers.Conv2D(n_classes, 1, activation=_head_activation(n_classes), name="mask")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
-def head_activation(n_classes):
-    """Sigmoid for one output channel (binary), softmax across channels for K >= 2 classes.
-
-    Softmax assumes one class per pixel. Multi-label masks (classes that may overlap) need K
-    independent sigmoid channels and binary cross-entropy: build and compile those by hand.
-    """
+def _head_activation(n_classes):
+    """Sigmoid for one channel (binary), softmax for K >= 2 classes (one class per pixel).
+    Multi-label masks need K sigmoid channels and binary cross-entropy: build those by hand."""
     return "sigmoid" if n_classes == 1 else "softmax"
 
 
 def training_setup(n_classes):
-    """The one place that pairs a head with its loss and metrics, decided by ``n_classes``.
-
-    Binary (1 channel): sigmoid + binary cross-entropy, metrics accuracy and foreground IoU.
-    Multiclass (K channels): softmax + sparse categorical cross-entropy (masks hold class ids, not
-    one-hot vectors), metrics accuracy and mean IoU over the K classes. Both are single-label: each
-    pixel has exactly one class (multi-label setups are built by hand, see ``head_activation``).
-    """
+    """Head activation, loss and metrics for ``n_classes``: binary cross-entropy for 1 channel,
+    sparse categorical cross-entropy (masks of class ids) for K."""
     mask_classes(n_classes)  # validates n_classes
     return {
-        "activation": head_activation(n_classes),
+        "activation": _head_activation(n_classes),
         "loss": (
             keras.losses.BinaryCrossentropy() if n_classes == 1 else SparseCategoricalCrossentropy()
         ),
@@ -201,25 +173,19 @@ def training_setup(n_classes):
     }
 
 
-def output_classes(model):
+def _output_classes(model):
     """How many classes a model's head predicts: its last axis (1 means binary)."""
     return int(model.output_shape[-1])
 
 
 def mask_classes(n_classes):
-    """How many label values the masks hold for a ``build_unet`` head of ``n_classes`` channels.
-
-    One channel means binary, so the masks hold 2 values (0 background, 1 foreground); K >= 2 -> K.
-    """
-    check_whole_number("n_classes", n_classes, N_CLASSES_HINT)
+    """Label values in the masks for a head of ``n_classes`` channels: 2 for binary, else K."""
+    support.check_whole_number("n_classes", n_classes, _N_CLASSES_HINT)
     return 2 if n_classes == 1 else int(n_classes)
 
 
 def predicted_classes(probabilities, threshold=0.5):
-    """Turn model output ``(..., C)`` into class ids ``(..., 1)`` (uint8) before computing IoU.
-
-    One channel (sigmoid): 1 where probability >= ``threshold``. C channels (softmax): argmax.
-    """
+    """Class ids uint8 ``(..., 1)`` of model output ``(..., C)``: threshold 1 channel, argmax K."""
     probabilities = np.asarray(probabilities)
     if probabilities.ndim == 0:
         raise ValueError("probabilities must have a channel axis last, for example (N, H, W, C).")
@@ -231,17 +197,9 @@ def predicted_classes(probabilities, threshold=0.5):
 
 
 def compile_unet(model, learning_rate=1e-3, loss=None, clipnorm=None):
-    """Compile with Adam and the loss/metrics that match the model's own head.
-
-    The number of classes is read from the model, so a softmax model can never be compiled with
-    binary cross-entropy by accident. ``loss`` replaces the default loss (for example a Dice loss);
-    binary cross-entropy on a softmax head with K >= 2 channels is refused (as a string such as
-    ``"binary_crossentropy"``, a ``keras.losses.BinaryCrossentropy`` or the function
-    ``keras.losses.binary_crossentropy``). Deliberate multi-label models (K sigmoid channels,
-    binary cross-entropy) are built and compiled by hand with ``model.compile``. ``clipnorm``
-    caps the length of each weight's gradient (Adam's own argument).
-    """
-    n_classes = output_classes(model)
+    """Compile with Adam and the loss and metrics of the model's own head (``training_setup``).
+    ``loss`` replaces the default loss; binary cross-entropy on a softmax head is refused."""
+    n_classes = _output_classes(model)
     setup = training_setup(n_classes)
     activation = getattr(model.layers[-1], "activation", None)
     activation_name = getattr(activation, "__name__", str(activation))
@@ -369,7 +327,7 @@ def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1):
     ax.text(
         span - box_w / 2,
         0.55,
-        f"output {height}x{width}x{n_classes} ({head_activation(n_classes)})",
+        f"output {height}x{width}x{n_classes} ({_head_activation(n_classes)})",
         fontsize=8,
     )
     ax.plot([], [], color="#3182bd", label="max pool 2x2 (encoder)")
@@ -384,22 +342,13 @@ def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1):
     return ax
 
 
-# --------------------------------------------------------------------------------------------------
-# Data: synthetic generator, loader at full resolution, split, pictures (lessons 04-07)
-# --------------------------------------------------------------------------------------------------
+# --- Data: loading, tiles, split, pictures (lessons 04-07) ----------------------------------------
 
 
 def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"):
-    """float32 (H, W, C) in [0, 1]: the image scaled between its own low and high percentiles.
-
-    The one normalisation used for training and prediction alike, so a dim image and a bright one
-    look the same to the network. ``channels`` 1 or 3 converts (luminance, or a repeated gray).
-    ``percentiles=None`` keeps absolute brightness instead: integers are divided by their type's
-    maximum (255 for 8 bit, 65535 for 16 bit), for data where brightness itself tells classes apart.
-    ``percentiles="auto"``: percentiles for a grayscale image (microscopy), absolute for colour.
-    ``invert="auto"`` turns a scaled grayscale image whose median is above 0.5 (dark objects on a
-    bright background, as in bright-field pictures) into its negative, so objects are always bright.
-    """
+    """float32 (H, W, C) in [0, 1], scaled between the image's own percentiles (``None``: by
+    its type's maximum; "auto": percentiles for grayscale only). ``channels`` 1 or 3 converts;
+    ``invert="auto"`` makes a grayscale image with a bright background its negative."""
     array = np.asarray(image)
     maximum = np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1.0
     if array.dtype.kind == "i" and array.max(initial=0) <= 65535:
@@ -412,7 +361,7 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"
             f"{array.shape}. Read files with uh.read_image."
         )
     if channels is not None:
-        check_channels(channels)
+        support.check_channels(channels)
     if invert not in ("auto", True, False):
         raise ValueError(f'invert must be "auto", True or False; got {invert!r}.')
     array = array[..., :3].astype(np.float32)  # RGBA: drop alpha
@@ -444,11 +393,8 @@ def _median_above_half(scaled):
 
 
 def bright_background(image):
-    """True for a grayscale image of dark objects on a bright background (bright-field).
-
-    The rule ``normalize_image`` uses to invert such images: after scaling between the 1st and
-    99.8th percentiles, the median pixel (the background) is above 0.5. Colour images: False.
-    """
+    """True for a grayscale image of dark objects on a bright background (``normalize_image``'s
+    rule: its median is above 0.5 once scaled). Colour images: False."""
     array = np.asarray(image)
     if array.ndim == 3 and not np.all(array[..., :3] == array[..., :1]):
         return False
@@ -456,17 +402,14 @@ def bright_background(image):
 
 
 def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None):
-    """Read ``images/`` and ``masks/`` at full resolution, by stem: ``(images, masks, stems)``.
-
-    images: float32 (H, W, channels) arrays (``normalize_image``); masks: uint8 (H, W, 1) class ids.
-    ``mask_values`` maps masks coded by other values (grey levels) to class ids, class 0 first.
-    """
-    check_channels(channels)
-    pictures, masks, stems = read_pairs(directory, n_classes, mask_values)
+    """Full-resolution ``(images, masks, stems)``: float32 (H, W, channels) ``normalize_image``d,
+    uint8 (H, W, 1) class ids. ``mask_values``: each class's value in the files, class 0 first."""
+    support.check_channels(channels)
+    pictures, masks, stems = support.read_pairs(directory, n_classes, mask_values)
     return [normalize_image(p, channels, percentiles) for p in pictures], masks, stems
 
 
-def pad_to_at_least(array, size):
+def _pad_to_at_least(array, size):
     """Reflect-pad the first two axes at the bottom and right up to ``size``; larger stays as is."""
     array = np.asarray(array)
     extra = [(0, max(size - length, 0)) for length in array.shape[:2]]
@@ -475,7 +418,7 @@ def pad_to_at_least(array, size):
     return np.pad(array, extra + [(0, 0)] * (array.ndim - 2), mode="reflect")
 
 
-def tile_starts(length, tile_size, stride):
+def _tile_starts(length, tile_size, stride):
     """Start offsets of ``tile_size`` tiles that cover ``length``, the last flush with the end."""
     if length <= tile_size:
         return [0]
@@ -484,16 +427,14 @@ def tile_starts(length, tile_size, stride):
 
 
 def cut_tiles(array, tile_size):
-    """Tiles (n, tile_size, tile_size, ...) that cover a 2-D array: no resizing, no gaps.
-
-    Smaller arrays are reflect-padded; the last row and column of tiles overlap their neighbours.
-    """
-    array = pad_to_at_least(array, tile_size)
+    """``tile_size`` tiles (n, tile_size, tile_size, ...) that cover a 2-D array, no resizing
+    (small arrays are reflect-padded; the last tiles overlap their neighbours)."""
+    array = _pad_to_at_least(array, tile_size)
     return np.stack(
         [
             array[top : top + tile_size, left : left + tile_size]
-            for top in tile_starts(array.shape[0], tile_size, tile_size)
-            for left in tile_starts(array.shape[1], tile_size, tile_size)
+            for top in _tile_starts(array.shape[0], tile_size, tile_size)
+            for left in _tile_starts(array.shape[1], tile_size, tile_size)
         ]
     )
 
@@ -501,15 +442,8 @@ def cut_tiles(array, tile_size):
 def load_dataset(
     directory, image_size=128, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None
 ):
-    """Load a folder as training arrays at full resolution: ``(images, masks, stems)``.
-
-    Each image is normalised (``normalize_image`` with ``percentiles``) and cut into
-    ``image_size`` tiles (``cut_tiles``): never resized, so large images keep their detail and
-    small ones are padded.
-    images: float32 (N, image_size, image_size, channels); masks: uint8 (N, image_size,
-    image_size, 1) class ids; stems: the file stem of each tile, for ``split_dataset(groups=...)``.
-    ``mask_values``: the value of each class in the mask files, class 0 first (``load_images``).
-    """
+    """``load_images`` cut into ``image_size`` tiles (``cut_tiles``): ``(images, masks, stems)``,
+    stems naming the file of each tile, for ``split_dataset(groups=...)``."""
     full_images, full_masks, file_stems = load_images(
         directory, n_classes, channels, percentiles, mask_values
     )
@@ -538,14 +472,8 @@ def class_pixel_fractions(masks, n_classes):
 def split_dataset(
     images, masks, validation_fraction=0.15, test_fraction=0.15, seed=0, groups=None, strata=None
 ):
-    """Seeded shuffle into a dict of "train", "validation", "test": ``(images, masks)`` tuples.
-
-    ``groups`` (one label per image, such as the stems ``load_dataset`` returns for its tiles)
-    keeps every group in one split, so tiles of one picture never end up in training and test.
-    ``strata`` (one label per image, such as ``bright_background``) splits each kind on its own, so
-    a rare kind of image is trained on, validated and tested (a kind with fewer than 3 groups:
-    trained on only). Arrays are indexed as arrays; lists come back as lists.
-    """
+    """Seeded split into {"train", "validation", "test": (images, masks)}. ``groups`` keep tiles of
+    one picture in one split; ``strata`` split each kind on its own (under 3 groups: train)."""
     count = len(images)
     if len(masks) != count:
         raise ValueError(f"got {count} images but {len(masks)} masks: they must pair up.")
@@ -592,7 +520,7 @@ def split_dataset(
 
 
 #: Class colours: background black, then distinct colours (binary foreground is white).
-PALETTE = np.array(
+_PALETTE = np.array(
     [
         (0.0, 0.0, 0.0),
         (0.90, 0.30, 0.20),
@@ -607,22 +535,19 @@ PALETTE = np.array(
     ]
 )
 #: Colour of the binary foreground in overlays (white would vanish on bright images).
-BINARY_OVERLAY_COLOUR = np.array((1.0, 0.85, 0.0))
+_BINARY_OVERLAY_COLOUR = np.array((1.0, 0.85, 0.0))
 
 
 def _palette(n_classes):
-    """(max(n_classes, 2), 3) colours: white foreground for binary, PALETTE (cycled) otherwise."""
+    """(max(n_classes, 2), 3) colours: white foreground for binary, _PALETTE (cycled) otherwise."""
     if n_classes == 1:
         return np.array([(0.0, 0.0, 0.0), (1.0, 1.0, 1.0)])
-    return np.array([PALETTE[0]] + [PALETTE[1 + i % 9] for i in range(n_classes - 1)])
+    return np.array([_PALETTE[0]] + [_PALETTE[1 + i % 9] for i in range(n_classes - 1)])
 
 
 def colorize_mask(mask, n_classes):
-    """RGB float (H, W, 3) picture of a class-id mask, with a fixed colour per class.
-
-    Not ``skimage.color.label2rgb``: it colours the labels present in order, so a class missing
-    from one image would change the colours of the others.
-    """
+    """RGB float (H, W, 3) of a class-id mask, a fixed colour per class (``label2rgb`` colours
+    the labels present in order, so a missing class would shift the colours)."""
     mask = np.asarray(mask)
     if mask.ndim == 3:
         mask = mask[..., 0]
@@ -636,16 +561,14 @@ def _overlay(image, mask, n_classes, alpha=0.45):
     rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
     colours = colorize_mask(mask, n_classes)
     if n_classes == 1:
-        colours = np.where(colours > 0, BINARY_OVERLAY_COLOUR, 0.0)
+        colours = np.where(colours > 0, _BINARY_OVERLAY_COLOUR, 0.0)
     painted = (mask > 0)[..., None]
     return np.clip(np.where(painted, (1 - alpha) * rgb + alpha * colours, rgb), 0.0, 1.0)
 
 
 def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_names=None):
-    """Figure with one row per example: image, true mask, (prediction, errors), overlay.
-
-    ``predictions`` may be model outputs (probabilities) or class ids. Returns the figure.
-    """
+    """One row per example: image, true mask, (prediction, errors), overlay; returns the figure.
+    ``predictions`` may be probabilities or class ids."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
@@ -709,9 +632,7 @@ def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_n
     return figure
 
 
-# --------------------------------------------------------------------------------------------------
-# Metrics: confusion matrix, IoU and Dice, Keras training metrics, Dice loss, plots (lessons 04-06)
-# --------------------------------------------------------------------------------------------------
+# --- Metrics: confusion matrix, IoU, Dice, training metrics and losses, plots (lessons 04-06) -----
 
 
 def _check_label_masks(y_true, y_pred):
@@ -746,13 +667,9 @@ def _check_label_masks(y_true, y_pred):
 
 
 def confusion_matrix(y_true, y_pred, n_labels):
-    """Pixel counts ``(n_labels, n_labels)``, int64: rows = true class, columns = predicted.
-
-    The same counts as ``sklearn.metrics.confusion_matrix`` (lesson 05 checks that they agree),
-    about 100 times faster on a million pixels (one ``np.bincount``), and it refuses labels
-    outside 0..n_labels-1, which scikit-learn, given ``labels``, silently leaves out.
-    """
-    check_whole_number("n_labels", n_labels)
+    """Pixel counts int64 ``(n_labels, n_labels)``, rows true, columns predicted: scikit-learn's
+    counts (lesson 05 checks), ~100x faster, and labels outside 0..n_labels-1 are refused."""
+    support.check_whole_number("n_labels", n_labels)
     y_true, y_pred = _check_label_masks(y_true, y_pred)
     for name, mask in (("y_true", y_true), ("y_pred", y_pred)):
         if mask.size and (mask.min() < 0 or mask.max() >= n_labels):
@@ -786,12 +703,7 @@ def _ratio_or_nan(numerator, denominator):
 
 
 def per_class_iou(y_true, y_pred, n_labels):
-    """IoU = TP / (TP + FP + FN) per class, float64 ``(n_labels,)``.
-
-    A class absent from both truth and prediction gets NaN (undefined). All-background masks
-    predicted as all background give background IoU 1 and NaN for every other class; only masks
-    without any pixel (size 0) give all NaN.
-    """
+    """IoU = TP / (TP + FP + FN) per class, float64; NaN for a class absent from both masks."""
     matrix = confusion_matrix(y_true, y_pred, n_labels)
     true_positives = np.diag(matrix)
     union = matrix.sum(axis=0) + matrix.sum(axis=1) - true_positives
@@ -813,11 +725,8 @@ def _nanmean_or_nan(values):
 
 
 def mean_iou(y_true, y_pred, n_labels, include_background=True):
-    """Mean of ``per_class_iou`` over the classes where it is defined (NaN if none is).
-
-    ``include_background=False`` leaves out class 0. Classes absent from both masks are skipped,
-    the same rule as ``keras.metrics.MeanIoU``.
-    """
+    """Mean of ``per_class_iou`` over the classes where it is defined, as ``keras.metrics.MeanIoU``
+    (``include_background=False`` leaves out class 0)."""
     iou = per_class_iou(y_true, y_pred, n_labels)
     if not include_background:
         if n_labels == 1:
@@ -840,10 +749,7 @@ def per_image_iou(y_true, y_pred, class_id=1):
 
 
 def iou_table(y_true, y_pred, n_labels, class_names=None):
-    """A printable table: IoU, Dice and share of true pixels per class, then their means.
-
-    Values are rounded to 3 decimals; undefined values (class absent from both masks) show "n/a".
-    """
+    """Printable table: IoU, Dice, share of true pixels per class, then means ("n/a": undefined)."""
     if class_names is None:
         class_names = [str(index) for index in range(n_labels)]
     class_names = [str(name) for name in class_names]
@@ -867,11 +773,7 @@ def iou_table(y_true, y_pred, n_labels, class_names=None):
 
 
 def segmentation_metrics(n_classes):
-    """The Keras metrics the training lessons compile with, decided by ``n_classes``.
-
-    Binary (1 channel): accuracy and foreground IoU at threshold 0.5. K channels: accuracy and mean
-    IoU over the K classes (sparse masks, softmax predictions argmax-ed by the metric).
-    """
+    """Keras metrics for ``n_classes``: accuracy and foreground IoU (1 channel) or mean IoU (K)."""
     mask_classes(n_classes)  # validates n_classes
     if n_classes == 1:
         return [
@@ -886,11 +788,8 @@ def segmentation_metrics(n_classes):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class DiceLoss(keras.losses.Loss):
-    """Soft Dice loss: 1 - mean over classes of soft Dice, summed over the whole batch.
-
-    y_true holds class ids (N, H, W, 1); y_pred is the model output, sigmoid (N, H, W, 1) or softmax
-    (N, H, W, K). ``cross_entropy=True`` adds the matching cross-entropy (mean over pixels).
-    """
+    """Soft Dice loss: 1 - mean over classes of Dice, summed over the batch; ``cross_entropy=True``
+    adds the matching cross-entropy. y_true: class ids; y_pred: sigmoid or softmax output."""
 
     def __init__(self, n_classes, cross_entropy=False, smooth=1.0, name=None, **kwargs):
         mask_classes(n_classes)  # validates n_classes
@@ -929,7 +828,7 @@ class DiceLoss(keras.losses.Loss):
                 y_true_channel = keras.ops.cast(keras.ops.expand_dims(y_true, -1), y_pred.dtype)
                 pixel_loss = keras.losses.binary_crossentropy(y_true_channel, y_pred)
             else:
-                pixel_loss = sparse_categorical_crossentropy(y_true, y_pred)
+                pixel_loss = support.sparse_categorical_crossentropy(y_true, y_pred)
             loss = loss + keras.ops.mean(pixel_loss)
         return loss
 
@@ -953,26 +852,19 @@ def dice_cross_entropy_loss(n_classes, smooth=1.0):
 
 
 def class_frequency_weights(masks, n_classes):
-    """Median-frequency balancing weight per mask class, float64, rescaled so the mean pixel is 1.
-
-    weight(c) = median frequency / frequency(c), over classes present; absent classes get 0.
-    """
+    """Median-frequency weight per class (0 if absent), scaled so the mean pixel weighs 1."""
     if np.size(masks) == 0:
         raise ValueError("masks are empty: there are no pixels to count.")
     frequency = class_pixel_fractions(masks, n_classes)
     present = frequency > 0
     weights = np.zeros(len(frequency))
     weights[present] = np.median(frequency[present]) / frequency[present]
-    # Rescale so that the mean weight over all pixels is 1 and the loss keeps its usual size.
     return weights / np.sum(weights * frequency)
 
 
 def pixel_weights(masks, n_classes):
-    """Per-pixel weights float32 ``(N, H, W)`` from ``class_frequency_weights``, mean 1.
-
-    For ``model.fit(x, masks, sample_weight=pixel_weights(masks, n_classes))``: rare classes count
-    more in the loss. Masks may be (N, H, W, 1) or (N, H, W).
-    """
+    """float32 (N, H, W) weights of each pixel's class (``class_frequency_weights``), mean 1,
+    for ``model.fit(..., sample_weight=...)``."""
     masks = np.asarray(masks)
     weights = class_frequency_weights(masks, n_classes)
     if masks.ndim == 4 and masks.shape[-1] == 1:
@@ -981,10 +873,7 @@ def pixel_weights(masks, n_classes):
 
 
 def plot_history(history, metrics=None):
-    """One panel per metric (loss, accuracy, iou, ...): training and validation curves per epoch.
-
-    ``history`` is what ``model.fit`` returns (or its ``.history`` dict); returns the figure.
-    """
+    """One panel per metric, training and validation per epoch, from ``model.fit``'s history."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -1008,12 +897,21 @@ def plot_history(history, metrics=None):
     return fig
 
 
-def plot_confusion_matrix(matrix, class_names=None, normalize=True):
-    """Draw a confusion matrix (rows true, columns predicted) with scikit-learn's display.
+def peak_memory_bytes():
+    """Peak resident memory of this process in bytes, or None where it cannot be read (Windows)."""
+    import sys
 
-    Cells show row percentages (``normalize=False``: pixel counts); a class with no true pixels
-    shows n/a rather than scikit-learn's nan. Returns the figure.
-    """
+    if sys.platform == "win32":
+        return None
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux, bytes on macOS
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def plot_confusion_matrix(matrix, class_names=None, normalize=True):
+    """Confusion matrix figure (scikit-learn's display): row percentages, or counts with
+    ``normalize=False``; a class with no true pixels shows n/a."""
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
 
@@ -1043,20 +941,14 @@ def plot_confusion_matrix(matrix, class_names=None, normalize=True):
     return fig
 
 
-# --------------------------------------------------------------------------------------------------
-# Real images at full resolution: patches, augmentation, tiled prediction, counting (lesson 07)
-# --------------------------------------------------------------------------------------------------
+# --- Real images at full resolution: patches, augmentation, tiled prediction (lesson 07) ----------
 
 
 def augmentation(rotation=True, seed=None):
-    """Keras layers that mirror, flip and rotate an image and its mask with the same random draws.
-
-    Call it on ``{"images": x, "segmentation_masks": y}``: Keras transforms the masks with
-    nearest-neighbour interpolation, so they keep exactly their class ids.
-    """
-    # Two flips, each with its own draw: Keras' RandomFlip("horizontal_and_vertical") draws one
-    # coin per image for both axes (identity or a 180-degree turn, never a mirror image). Each
-    # layer gets its own seed: layers with one seed draw the same numbers in lockstep.
+    """Flips and a rotation applied alike to ``{"images": x, "segmentation_masks": y}`` (masks
+    nearest-neighbour, so class ids stay exact)."""
+    # Two flips: RandomFlip("horizontal_and_vertical") flips both axes or neither (never a mirror).
+    # A seed per layer: layers sharing one seed draw the same numbers in lockstep.
     seeds = [None] * 3 if seed is None else [seed, seed + 1, seed + 2]
     steps = [
         layers.RandomFlip("horizontal", seed=seeds[0]),
@@ -1068,12 +960,8 @@ def augmentation(rotation=True, seed=None):
 
 
 def augmentation_outcomes(augment, count=400, size=64):
-    """``(mirrored, angles)`` of ``count`` draws of ``augment``: is each a mirror image, its turn.
-
-    Moves a mask of three numbered dots (an asymmetric picture) and fits the 2x2 map from the
-    dots' old to new positions: a negative determinant is a mirror image, the rest a rotation
-    whose angle (degrees, -180 to 180) is returned.
-    """
+    """``(mirrored, angles)`` of ``count`` draws of ``augment``, read from three numbered dots:
+    a negative determinant of their 2x2 map is a mirror image, its turn the angle."""
     from scipy import ndimage
 
     center = (size - 1) / 2
@@ -1099,13 +987,8 @@ def augmentation_outcomes(augment, count=400, size=64):
 
 
 class PatchDataset(keras.utils.PyDataset):
-    """Random ``patch_size`` crops of full-resolution images and masks, augmented, in batches.
-
-    An epoch is ``patches_per_epoch`` patches, drawn with a seed, each from an image picked at
-    random: every image counts the same, however large, so a few big pictures cannot crowd out
-    the kinds of image that come in small files (``weights``, one per image, changes the odds).
-    Nothing is resized; images smaller than a patch are reflect-padded. Pass it to ``model.fit``.
-    """
+    """Seeded random ``patch_size`` crops, augmented, in batches, for ``model.fit``: each image is
+    picked alike (or by ``weights``), however large; nothing resized, small images padded."""
 
     def __init__(
         self,
@@ -1126,8 +1009,8 @@ class PatchDataset(keras.utils.PyDataset):
         if weights.shape != (len(images),) or not (weights >= 0).all() or not weights.sum() > 0:
             raise ValueError(f"weights: one non-negative number per image ({len(images)}).")
         self.weights = weights / weights.sum()
-        self.images = [pad_to_at_least(image, patch_size) for image in images]
-        self.masks = [pad_to_at_least(mask, patch_size) for mask in masks]
+        self.images = [_pad_to_at_least(image, patch_size) for image in images]
+        self.masks = [_pad_to_at_least(mask, patch_size) for mask in masks]
         self.patch_size = int(patch_size)
         self.batch_size = int(batch_size)
         self.patches_per_epoch = int(patches_per_epoch)
@@ -1171,13 +1054,8 @@ def blending_window(tile_size):
 
 
 def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, percentiles=(1.0, 99.8)):
-    """(H, W, K) probabilities for a whole image of any size, K the model's output channels.
-
-    The image gets the training normalisation (``normalize_image``: pass the ``percentiles`` used
-    for training), is reflect-padded, and is
-    predicted in overlapping tiles whose outputs are blended with ``blending_window``: no seams.
-    Tiles go through the model ``batch_size`` at a time, so memory stays bounded.
-    """
+    """(H, W, K) probabilities of a whole image of any size: ``normalize_image``, then
+    overlapping tiles, ``batch_size`` at a time, blended by ``blending_window``: no seams."""
     _, model_height, model_width, channels = model.input_shape
     if tile_size is None:
         if model_height is None or model_height != model_width:
@@ -1192,14 +1070,14 @@ def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, perce
     stride = max(1, tile_size - int(round(tile_size * overlap)))
     margin = (tile_size - stride) // 2  # the image's edge gets the centre of some tile
     padded = np.pad(normalized, [(margin, margin), (margin, margin), (0, 0)], mode="reflect")
-    padded = pad_to_at_least(padded, tile_size)
+    padded = _pad_to_at_least(padded, tile_size)
     positions = [
         (top, left)
-        for top in tile_starts(padded.shape[0], tile_size, stride)
-        for left in tile_starts(padded.shape[1], tile_size, stride)
+        for top in _tile_starts(padded.shape[0], tile_size, stride)
+        for left in _tile_starts(padded.shape[1], tile_size, stride)
     ]
     window = blending_window(tile_size)[..., None]
-    total = np.zeros(padded.shape[:2] + (output_classes(model),), np.float32)
+    total = np.zeros(padded.shape[:2] + (_output_classes(model),), np.float32)
     weight = np.zeros(padded.shape[:2] + (1,), np.float32)
     for start in range(0, len(positions), batch_size):
         batch = positions[start : start + batch_size]
@@ -1222,18 +1100,12 @@ def pooled_iou(masks, predictions, class_id=1):
 
 
 class FullImageValidation(keras.callbacks.Callback):
-    """After each epoch, predict the validation images whole (``predict_tiled``) and log their IoU.
-
-    Logs ``val_iou`` at threshold 0.5: the foreground IoU pooled over the images (binary), or of
-    the classes ``class_ids`` merged into one (for example nucleus interior and boundary). Put it
-    before any callback that monitors ``val_iou``. At most ``max_pixels`` of validation images are
-    predicted, so the check costs the same on a folder of any size.
-    """
+    """Logs ``val_iou`` after each epoch: whole validation images (``predict_tiled``), classes
+    ``class_ids`` merged, at most ``max_pixels``. Put it before callbacks that watch ``val_iou``."""
 
     def __init__(self, images, masks, class_ids=(1,), max_pixels=2_000_000, seed=0):
         super().__init__()
-        # A bounded cost on any folder: whole images, picked at random with the seed, until
-        # max_pixels are reached (2 million: about a fifth of a default lesson-07 epoch's work).
+        # Whole images in seeded random order until max_pixels (about 1/5 of a lesson-07 epoch).
         order = np.random.default_rng(seed).permutation(len(images))
         chosen, total = [], 0
         for index in order:
@@ -1260,11 +1132,7 @@ class FullImageValidation(keras.callbacks.Callback):
 
 
 def count_objects(mask, min_size=0):
-    """``(labels, count)``: connected foreground regions of a 2-D mask, numbered 1..count.
-
-    ``skimage.measure.label`` with 8-connectivity, after ``skimage.morphology.remove_small_objects``
-    drops the regions smaller than ``min_size`` pixels (specks of noise).
-    """
+    """``(labels, count)`` of 8-connected foreground regions, those under ``min_size`` dropped."""
     from skimage import measure, morphology
 
     foreground = np.asarray(mask) > 0
@@ -1278,11 +1146,8 @@ def count_objects(mask, min_size=0):
 
 
 def split_touching(mask, min_distance=4, min_size=0):
-    """``(labels, count)`` like ``count_objects``, with touching round objects cut apart.
-
-    A seeded watershed: seeds at the peaks of the distance to the background, each at least
-    ``min_distance`` pixels apart (``scikit-image``'s ``peak_local_max`` and ``watershed``).
-    """
+    """``(labels, count)`` like ``count_objects``, touching round objects cut apart by a watershed
+    seeded at distance peaks ``min_distance`` apart."""
     from scipy import ndimage
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
@@ -1299,11 +1164,8 @@ def split_touching(mask, min_distance=4, min_size=0):
 
 
 def interior_boundary_mask(labels):
-    """3-class mask uint8 from instance labels: 0 background, 1 nucleus interior, 2 its boundary.
-
-    The boundary is each object's outermost ring of pixels (``find_boundaries``, mode "inner"), so
-    touching objects are separated by class 2, the trick of the best 2018 Data Science Bowl entries.
-    """
+    """uint8 mask of instance labels: 0 background, 1 interior, 2 each object's inner boundary,
+    so touching objects are kept apart (the best 2018 Data Science Bowl entries)."""
     from skimage.segmentation import find_boundaries
 
     labels = np.asarray(labels)
@@ -1312,21 +1174,17 @@ def interior_boundary_mask(labels):
     return mask
 
 
-# --------------------------------------------------------------------------------------------------
-# From pixels to objects (lesson 08): matching objects and scoring them
-# --------------------------------------------------------------------------------------------------
+# --- From pixels to objects: matching, scoring, instances, export (lesson 08) ---------------------
 
 #: IoU thresholds of the 2018 Data Science Bowl score: 0.50, 0.55, ..., 0.95.
 DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2).tolist())
 #: What became of a true object (``object_errors``), in this order of codes 1..4.
-ERROR_KINDS = ("found", "merged", "split", "missed")
+_ERROR_KINDS = ("found", "merged", "split", "missed")
 
 
-def object_overlaps(true_labels, predicted_labels):
-    """Pixels shared by every true object (rows) and predicted object (columns), and their areas.
-
-    Returns ``(intersection, true_areas, predicted_areas)``; ids are taken in increasing order.
-    """
+def _object_overlaps(true_labels, predicted_labels):
+    """``(intersection, true_areas, predicted_areas)``: pixels shared by each true (rows) and
+    predicted object (columns), ids in increasing order."""
     from skimage.segmentation import relabel_sequential
 
     true = relabel_sequential(np.asarray(true_labels, np.int64).squeeze())[0]
@@ -1342,16 +1200,13 @@ def object_overlaps(true_labels, predicted_labels):
 
 def object_iou(true_labels, predicted_labels):
     """IoU of every true object (rows) with every predicted object (columns), float64."""
-    intersection, true_areas, predicted_areas = object_overlaps(true_labels, predicted_labels)
+    intersection, true_areas, predicted_areas = _object_overlaps(true_labels, predicted_labels)
     return intersection / (true_areas[:, None] + predicted_areas[None, :] - intersection)
 
 
 def match_counts(iou, threshold=0.5):
-    """``(TP, FP, FN, matched IoUs)``: pairs with IoU > ``threshold`` are matches.
-
-    Above 0.5 a match is unique: an object overlapping two disjoint objects by more than half of
-    each union would need more than all of its own pixels. So no assignment step is needed.
-    """
+    """``(TP, FP, FN, matched IoUs)``, pairs with IoU > ``threshold`` matching: above 0.5 a match is
+    unique, so no assignment step is needed."""
     if threshold < 0.5:
         raise ValueError(f"threshold must be >= 0.5 for matches to be unique; got {threshold!r}.")
     matched = iou > threshold
@@ -1365,13 +1220,8 @@ def match_counts(iou, threshold=0.5):
 
 
 def object_scores(true_list, predicted_list, threshold=0.5):
-    """Object scores of a list of images, a dict: TP, FP, FN, F1, AP, PQ pooled; DSB, count error.
-
-    F1 = 2TP / (2TP + FP + FN) and AP = TP / (TP + FP + FN) at IoU > ``threshold``, counts pooled
-    over the images; PQ = sum of matched IoUs / (TP + FP/2 + FN/2). DSB: AP per image averaged over
-    ``DSB_THRESHOLDS``, then over images (1 for an image with nothing to find and nothing found).
-    Count error: median over images of |found - true| / max(true, 1).
-    """
+    """Object scores of lists of label images: TP, FP, FN, F1, AP and PQ pooled at ``threshold``;
+    DSB (AP averaged over ``DSB_THRESHOLDS``, then images); median count error."""
     tp = fp = fn = 0
     matched_iou, dsb, count_error = 0.0, [], []
     for truth, predicted in zip(true_list, predicted_list, strict=True):
@@ -1395,18 +1245,13 @@ def object_scores(true_list, predicted_list, threshold=0.5):
 
 
 def object_errors(true_labels, predicted_labels, threshold=0.5):
-    """What became of each true object, and which predicted objects are false, a dict.
-
-    ``true_kind``: code 1..4 of ``ERROR_KINDS`` per true object: found (matched); merged (half of it
-    or more lies in a predicted object that also holds half of another true object); split (two or
-    more predicted objects lie mostly inside it); missed (anything else). ``false``: predicted
-    objects lying mostly on background. ``map``: those codes painted, 5 for false objects.
-    """
+    """What became of each true object (``_ERROR_KINDS`` codes 1..4), which predicted objects are
+    false, and a ``map`` of those codes (5: false)."""
     from skimage.segmentation import relabel_sequential
 
     true = relabel_sequential(np.asarray(true_labels, np.int64).squeeze())[0]
     predicted = relabel_sequential(np.asarray(predicted_labels, np.int64).squeeze())[0]
-    intersection, true_areas, predicted_areas = object_overlaps(true, predicted)
+    intersection, true_areas, predicted_areas = _object_overlaps(true, predicted)
     iou = intersection / (true_areas[:, None] + predicted_areas[None, :] - intersection)
     holds_half = intersection >= 0.5 * true_areas[:, None]  # true object half inside predicted
     inside = intersection >= 0.5 * predicted_areas[None, :]  # predicted object mostly inside true
@@ -1425,11 +1270,6 @@ def object_errors(true_labels, predicted_labels, threshold=0.5):
     }
 
 
-# --------------------------------------------------------------------------------------------------
-# From pixels to objects: three ways
-# --------------------------------------------------------------------------------------------------
-
-
 def instances_from_mask(mask, min_size=10, min_distance=None):
     """Objects of a binary mask: connected components, or a distance watershed (min_distance)."""
     if min_distance is None:
@@ -1438,9 +1278,8 @@ def instances_from_mask(mask, min_size=10, min_distance=None):
 
 
 def grow_seeds(interior, area, seed_threshold=0.5, threshold=0.5, min_size=10, min_distance=None):
-    """Objects from 3-class probabilities: interiors above ``seed_threshold`` are seeds (cut at
-    narrow necks by ``split_touching`` if ``min_distance`` is set), grown by a watershed over
-    the nucleus area (interior + boundary above ``threshold``); int32 (H, W)."""
+    """int32 objects from 3-class probabilities: interior seeds (cut by ``split_touching`` with
+    ``min_distance``) grown by a watershed over interior + boundary."""
     from skimage.measure import label
     from skimage.segmentation import relabel_sequential, watershed
 
@@ -1462,12 +1301,8 @@ def grow_seeds(interior, area, seed_threshold=0.5, threshold=0.5, min_size=10, m
 def instances_from_probabilities(
     probabilities, threshold=0.5, seed_threshold=None, min_size=10, min_distance=None
 ):
-    """(H, W) int32 objects from a model's (H, W, K) output, 0 background, 1..n one per object.
-
-    K = 3 (background, interior, boundary) with a ``seed_threshold``: ``grow_seeds``. Otherwise
-    the nucleus area (K = 1: the sigmoid; K >= 2: 1 - background) above ``threshold`` is cut by
-    ``instances_from_mask``. ``min_distance`` (None: no cut) applies to either.
-    """
+    """int32 (H, W) objects of (H, W, K) output: ``grow_seeds`` for 3 classes with a
+    ``seed_threshold``, else ``instances_from_mask`` of the nucleus area."""
     probabilities = np.asarray(probabilities)
     if probabilities.ndim == 2:
         probabilities = probabilities[..., None]
@@ -1479,8 +1314,7 @@ def instances_from_probabilities(
 
 
 def one_hot(mask, n_labels=3):
-    """A class-id mask as (H, W, n_labels) 'probabilities' of 0 and 1: true masks through the
-    same code as predictions."""
+    """A class-id mask as (H, W, n_labels) 0/1 'probabilities', for true masks."""
     return np.eye(n_labels, dtype=np.float32)[np.asarray(mask).squeeze().astype(np.int64)]
 
 
@@ -1495,14 +1329,8 @@ def otsu_mask(image, sigma=1.0):
 
 
 def classical_instances(image, min_distance=6, min_size=10, sigma=1.0):
-    """Objects with no network: ``otsu_mask``, then a distance watershed (``min_distance=None``:
-    connected components)."""
+    """Objects with no network: ``otsu_mask`` then ``instances_from_mask``."""
     return instances_from_mask(otsu_mask(image, sigma), min_size, min_distance).astype(np.int32)
-
-
-# --------------------------------------------------------------------------------------------------
-# The whole pipeline for one image, with its settings saved in the model
-# --------------------------------------------------------------------------------------------------
 
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
@@ -1523,8 +1351,7 @@ class ObjectSettings(keras.layers.Layer):
 
 
 def with_object_settings(model, **settings):
-    """The model with an ``ObjectSettings`` layer at its end holding ``settings`` (a new one
-    replaces an old one). Values must be numbers, strings or None."""
+    """The model ending in an ``ObjectSettings`` layer holding ``settings`` (numbers, strings)."""
     if isinstance(model.layers[-1], ObjectSettings):
         model = keras.Model(model.inputs, model.layers[-1].input, name=model.name)
     plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in settings.items()}
@@ -1536,7 +1363,7 @@ def object_settings(model):
     """``predict_instances``' settings: the defaults for the model's head, then those it stores."""
     defaults = {
         "threshold": 0.5,  # nucleus probability (binary: the sigmoid; 3-class: 1 - background)
-        "seed_threshold": 0.5 if output_classes(model) >= 3 else None,  # interior seeds
+        "seed_threshold": 0.5 if _output_classes(model) >= 3 else None,  # interior seeds
         "min_size": 10,  # pixels; smaller objects are dropped
         "min_distance": None,  # None, or cut objects (seeds) at necks: a distance watershed
         "overlap": 0.5,  # of the prediction tiles (predict_tiled)
@@ -1546,22 +1373,15 @@ def object_settings(model):
 
 
 def predict_instances(model, image, **settings):
-    """(H, W) int32 objects of an image as read from its file (any size, any dtype): 0 background,
-    1..n one id per object. Tiled prediction (``predict_tiled``), then
-    ``instances_from_probabilities`` with ``object_settings(model)``, updated by ``settings``."""
+    """int32 (H, W) objects of an image file's array: ``predict_tiled``, then
+    ``instances_from_probabilities`` with ``object_settings(model)`` updated by ``settings``."""
     settings = {**object_settings(model), **settings}
     probabilities = predict_tiled(model, image, overlap=settings.pop("overlap"))
     return instances_from_probabilities(probabilities, **settings)
 
 
-# --------------------------------------------------------------------------------------------------
-# Data and export
-# --------------------------------------------------------------------------------------------------
-
-
 def load_labels(directory, stems, masks):
-    """True objects, one int32 (H, W) array per stem: ``labels/<stem>.*`` (instance ids) or,
-    without a ``labels/`` folder, the connected regions of ``masks`` (touching objects merge)."""
+    """True objects per stem: ``labels/<stem>.*``, or without labels/, the regions of ``masks``."""
     folder = Path(directory) / "labels"
     if not folder.is_dir():
         return [count_objects(mask)[0].astype(np.int32) for mask in masks]
@@ -1569,7 +1389,7 @@ def load_labels(directory, stems, masks):
     missing = [stem for stem in stems if stem not in files]
     if missing:
         raise FileNotFoundError(
-            f"no labels/ file for {short_list(missing)}: add them or remove labels/."
+            f"no labels/ file for {support.short_list(missing)}: add them or remove labels/."
         )
     labels = [read_image(files[stem]).astype(np.int32) for stem in stems]
     for stem, label, mask in zip(stems, labels, masks, strict=True):
@@ -1589,7 +1409,7 @@ def save_labels(path, labels):
 
 
 #: Column names of ``save_object_table`` (``regionprops_table`` names -> CSV names).
-OBJECT_COLUMNS = {
+_OBJECT_COLUMNS = {
     "label": "id",
     "area": "area",
     "centroid-0": "centroid_row",
@@ -1599,9 +1419,7 @@ OBJECT_COLUMNS = {
 
 
 def save_object_table(path, labels, image):
-    """One CSV row per object: id, area (pixels), centroid (row, column), mean intensity of
-    ``image`` (as read from its file; colour: ``mean_intensity_0``, ``_1``, ...); returns the
-    column names."""
+    """CSV of id, area, centroid and mean intensity per object; returns the column names."""
     import csv
 
     from skimage.measure import regionprops_table
@@ -1612,7 +1430,7 @@ def save_object_table(path, labels, image):
     properties = ("label", "area", "centroid", "intensity_mean")
     table = regionprops_table(np.asarray(labels), image, properties=properties)
     columns = [
-        OBJECT_COLUMNS.get(name, name.replace("intensity_mean-", "mean_intensity_"))
+        _OBJECT_COLUMNS.get(name, name.replace("intensity_mean-", "mean_intensity_"))
         for name in table
     ]
     with open(path, "w", newline="") as file:
@@ -1620,20 +1438,3 @@ def save_object_table(path, labels, image):
         writer.writerow(columns)
         writer.writerows(zip(*(np.round(values, 3) for values in table.values()), strict=True))
     return columns
-
-
-# --------------------------------------------------------------------------------------------------
-# Resources: the memory budget the training lessons check
-# --------------------------------------------------------------------------------------------------
-
-
-def peak_memory_bytes():
-    """Peak resident memory of this process in bytes, or None where it cannot be read (Windows)."""
-    import sys
-
-    if sys.platform == "win32":
-        return None
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux, bytes on macOS
-    return peak if sys.platform == "darwin" else peak * 1024
