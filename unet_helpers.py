@@ -95,9 +95,6 @@ def valid_sizes_near(size, depth):
     return sorted(s for s in below + above if s > 0)
 
 
-_N_CLASSES_HINT = "use 1 for binary (foreground/background) masks, K >= 2 for K classes"
-
-
 def check_unet_config(input_shape, n_classes=1, base_filters=64, depth=4):
     """Raise a ValueError that names the fix if these settings cannot make a U-Net."""
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
@@ -105,12 +102,10 @@ def check_unet_config(input_shape, n_classes=1, base_filters=64, depth=4):
             f"input_shape must be (height, width, channels), for example (128, 128, 3); "
             f"got {input_shape!r}. A grayscale image still needs its channel: (128, 128, 1)."
         )
-    support.check_whole_number("n_classes", n_classes, _N_CLASSES_HINT)
+    support.check_n_classes(n_classes)
     support.check_whole_number("depth", depth, "use the number of pooling steps, typically 3 or 4")
     support.check_whole_number(
-        "base_filters",
-        base_filters,
-        "use a positive integer: 16 on a CPU, 64 in the original U-Net",
+        "base_filters", base_filters, "16 on a CPU, 64 in the original U-Net"
     )
     height, width, channels = input_shape
     if not isinstance(channels, (int, np.integer)) or channels < 1:
@@ -141,8 +136,7 @@ def build_unet(
     """The U-Net: ``depth`` encoder blocks, a bridge, ``depth`` decoder blocks, a 1x1 head.
     Level ``i`` has ``base_filters * 2**i`` filters; sigmoid head for 1 class, softmax for K."""
     check_unet_config(input_shape, n_classes, base_filters, depth)
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = inputs
+    x = inputs = keras.Input(shape=tuple(input_shape), name="image")
     skips = []
     for level in range(depth):
         skip, x = encoder_block(x, base_filters * 2**level, batchnorm_momentum)
@@ -180,7 +174,7 @@ def _output_classes(model):
 
 def mask_classes(n_classes):
     """Label values in the masks for a head of ``n_classes`` channels: 2 for binary, else K."""
-    support.check_whole_number("n_classes", n_classes, _N_CLASSES_HINT)
+    support.check_n_classes(n_classes)
     return 2 if n_classes == 1 else int(n_classes)
 
 
@@ -250,17 +244,13 @@ def feature_map_table(input_shape, base_filters=64, depth=4):
     """Rows ``(stage, height, width, filters)`` of the feature maps, from input to output."""
     check_unet_config(input_shape, 1, base_filters, depth)
     height, width, channels = input_shape
-    rows = [("input", height, width, channels)]
-    for level in range(depth):
-        rows.append(
-            (f"encoder {level + 1}", height >> level, width >> level, base_filters << level)
-        )
-    rows.append(("bridge", height >> depth, width >> depth, base_filters << depth))
-    for level in reversed(range(depth)):
-        rows.append(
-            (f"decoder {level + 1}", height >> level, width >> level, base_filters << level)
-        )
-    return rows
+
+    def row(stage, level):
+        return (stage, height >> level, width >> level, base_filters << level)
+
+    encoder = [row(f"encoder {level + 1}", level) for level in range(depth)]
+    decoder = [row(f"decoder {level + 1}", level) for level in reversed(range(depth))]
+    return [("input", height, width, channels), *encoder, row("bridge", depth), *decoder]
 
 
 def print_feature_map_table(input_shape, base_filters=64, depth=4):
@@ -280,56 +270,33 @@ def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1):
     box_w, box_h = 1.6, 0.55
     span = 2 * depth + 2  # horizontal slots: encoder levels, bridge, decoder levels
 
-    def box(x_center, level, text, color):
+    def box(x, level, color):
         y = -level * 1.0
+        text = f"{height >> level}x{width >> level}\n{base_filters << level} filters"
         ax.add_patch(
-            plt.Rectangle((x_center - box_w / 2, y - box_h / 2), box_w, box_h, color=color, ec="k")
+            plt.Rectangle((x - box_w / 2, y - box_h / 2), box_w, box_h, color=color, ec="k")
         )
-        ax.text(x_center, y, text, ha="center", va="center", fontsize=8)
-        return x_center, y
+        ax.text(x, y, text, ha="center", va="center", fontsize=8)
+        return x, y
 
-    def arrow(start, end, style="-|>", color="k", **kwargs):
-        ax.annotate(
-            "", xy=end, xytext=start, arrowprops=dict(arrowstyle=style, color=color, **kwargs)
-        )
+    def arrow(start, end, color, **style):
+        props = dict(arrowstyle="-|>", color=color, **style)
+        ax.annotate("", xy=end, xytext=start, arrowprops=props)
 
     left, right = [], []
     for level in range(depth):
-        text = f"{height >> level}x{width >> level}\n{base_filters << level} filters"
-        left.append(box(level * 1.0, level, text, "#9ecae1"))
-        right.append(box(span - level * 1.0, level, text, "#a1d99b"))
-    bridge = box(
-        span / 2,
-        depth,
-        f"{height >> depth}x{width >> depth}\n{base_filters << depth} filters",
-        "#fdae6b",
-    )
+        left.append(box(level * 1.0, level, "#9ecae1"))
+        right.append(box(span - level * 1.0, level, "#a1d99b"))
+    bridge = box(span / 2, depth, "#fdae6b")
     for level in range(depth):
-        lower_left = left[level + 1] if level + 1 < depth else bridge
-        lower_right = right[level + 1] if level + 1 < depth else bridge
-        arrow(
-            (left[level][0], left[level][1] - box_h / 2),
-            (lower_left[0] - 0.3, lower_left[1] + box_h / 2),
-            color="#3182bd",
-        )
-        arrow(
-            (lower_right[0] + 0.3, lower_right[1] + box_h / 2),
-            (right[level][0], right[level][1] - box_h / 2),
-            color="#31a354",
-        )
-        arrow(
-            (left[level][0] + box_w / 2, left[level][1]),
-            (right[level][0] - box_w / 2, right[level][1]),
-            color="0.5",
-            linestyle="--",
-        )
+        (lx, ly), (rx, ry) = left[level], right[level]
+        (dx, dy), (ux, uy) = (left + [bridge])[level + 1], (right + [bridge])[level + 1]
+        arrow((lx, ly - box_h / 2), (dx - 0.3, dy + box_h / 2), "#3182bd")
+        arrow((ux + 0.3, uy + box_h / 2), (rx, ry - box_h / 2), "#31a354")
+        arrow((lx + box_w / 2, ly), (rx - box_w / 2, ry), "0.5", linestyle="--")
     ax.text(-box_w, 0.55, f"input {height}x{width}", fontsize=8)
-    ax.text(
-        span - box_w / 2,
-        0.55,
-        f"output {height}x{width}x{n_classes} ({_head_activation(n_classes)})",
-        fontsize=8,
-    )
+    output = f"output {height}x{width}x{n_classes} ({_head_activation(n_classes)})"
+    ax.text(span - box_w / 2, 0.55, output, fontsize=8)
     ax.plot([], [], color="#3182bd", label="max pool 2x2 (encoder)")
     ax.plot([], [], color="#31a354", label="transposed conv 2x2 (decoder)")
     ax.plot([], [], color="0.5", linestyle="--", label="skip connection (concatenate)")
@@ -382,14 +349,9 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"
     if not high > low:  # a flat image: nothing to scale
         return np.zeros_like(array)
     scaled = np.clip((array - np.float32(low)) / np.float32(high - low), 0.0, 1.0)
-    if invert is True or (invert == "auto" and gray and _median_above_half(scaled)):
+    if invert is True or (invert == "auto" and gray and np.median(scaled) > 0.5):
         return 1.0 - scaled
     return scaled
-
-
-def _median_above_half(scaled):
-    """True when most pixels of a [0, 1] image are bright: a bright background."""
-    return bool(np.median(scaled) > 0.5)
 
 
 def bright_background(image):
@@ -398,7 +360,7 @@ def bright_background(image):
     array = np.asarray(image)
     if array.ndim == 3 and not np.all(array[..., :3] == array[..., :1]):
         return False
-    return _median_above_half(normalize_image(array, invert=False))
+    return bool(np.median(normalize_image(array, invert=False)) > 0.5)
 
 
 def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None):
@@ -430,13 +392,8 @@ def cut_tiles(array, tile_size):
     """``tile_size`` tiles (n, tile_size, tile_size, ...) that cover a 2-D array, no resizing
     (small arrays are reflect-padded; the last tiles overlap their neighbours)."""
     array = _pad_to_at_least(array, tile_size)
-    return np.stack(
-        [
-            array[top : top + tile_size, left : left + tile_size]
-            for top in _tile_starts(array.shape[0], tile_size, tile_size)
-            for left in _tile_starts(array.shape[1], tile_size, tile_size)
-        ]
-    )
+    tops, lefts = (_tile_starts(length, tile_size, tile_size) for length in array.shape[:2])
+    return np.stack([array[t : t + tile_size, s : s + tile_size] for t in tops for s in lefts])
 
 
 def load_dataset(
@@ -482,19 +439,16 @@ def split_dataset(
             raise ValueError(f"{name}_fraction must be between 0 and 1; got {fraction!r}.")
     if validation_fraction + test_fraction >= 1:
         raise ValueError("validation_fraction + test_fraction must leave images for training.")
-    if groups is None:
-        groups = np.arange(count)
-    if len(groups) != count:
-        raise ValueError(f"got {len(groups)} groups for {count} images: give one per image.")
+    groups = np.arange(count) if groups is None else groups
+    strata = np.zeros(count, int) if strata is None else strata
+    for name, labels in (("groups", groups), ("strata", strata)):
+        if len(labels) != count:
+            raise ValueError(f"got {len(labels)} {name} for {count} images: give one per image.")
     names, group_of = np.unique(np.asarray(groups), return_inverse=True)
     if len(names) < 3:
         raise ValueError(
             f"need at least 3 images to split into train, validation and test; got {len(names)}."
         )
-    if strata is None:
-        strata = np.zeros(count, int)
-    if len(strata) != count:
-        raise ValueError(f"got {len(strata)} strata for {count} images: give one per image.")
     group_stratum = np.zeros(len(names), int)
     group_stratum[group_of] = np.unique(np.asarray(strata), return_inverse=True)[1]
     rng = np.random.default_rng(seed)
@@ -1385,7 +1339,7 @@ def load_labels(directory, stems, masks):
     folder = Path(directory) / "labels"
     if not folder.is_dir():
         return [count_objects(mask)[0].astype(np.int32) for mask in masks]
-    files = {path.stem: path for path in folder.iterdir() if not path.name.startswith(".")}
+    files = {path.stem: path for path in support.visible(folder)}
     missing = [stem for stem in stems if stem not in files]
     if missing:
         raise FileNotFoundError(
