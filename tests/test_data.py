@@ -220,46 +220,62 @@ def test_image_mask_size_mismatch_names_stem_and_sizes(tmp_path):
         uh.load_dataset(tmp_path, image_size=16)
 
 
-def test_mask_values_out_of_range_list_values_and_files(tmp_path):
-    write_pair(tmp_path, "a", rgb(), square_mask(value=7))
-    write_pair(tmp_path, "b", rgb(), square_mask(value=7) + (square_mask(value=1) == 0))
-    write_pair(tmp_path, "c", rgb(), square_mask(value=2))
-    expected = (
-        r"mask values \{0, 1, 2, 7\} do not fit n_classes=3 \(allowed 0..2\): "
-        r"value 7 in masks/a.png, masks/b.png\. Pass n_classes=8"
-    )
-    with pytest.raises(ValueError, match=expected):
-        uh.load_dataset(tmp_path, image_size=16, n_classes=3)
+def with_pixel(mask, value):
+    """``mask`` with its top-left pixel set to ``value``."""
+    mask = mask.copy()
+    mask[0, 0] = value
+    return mask
 
 
-def test_binary_mask_with_in_between_values(tmp_path):
-    mask = square_mask(value=255)
-    mask[0, 0] = 128
-    write_pair(tmp_path, "soft", rgb(), mask)
-    with pytest.raises(ValueError, match=r"\{0, 128, 255\} do not fit n_classes=1.*masks/soft.png"):
-        uh.load_dataset(tmp_path, image_size=16)
-
-
-def test_binary_mask_using_both_1_and_255(tmp_path):
-    mask = square_mask(value=255)
-    mask[0, 0] = 1
-    write_pair(tmp_path, "mixed", rgb(), mask)
-    with pytest.raises(ValueError, match=r"both 1 and 255 in masks/mixed.png"):
-        uh.load_dataset(tmp_path, image_size=16)
-
-
-def test_0_255_masks_with_multiclass_suggest_binary(tmp_path):
-    write_pair(tmp_path, "a", rgb(), square_mask(value=255))
-    with pytest.raises(ValueError, match=r"look like 0/255 binary masks: pass n_classes=1"):
-        uh.load_dataset(tmp_path, image_size=16, n_classes=4)
-
-
-def test_rgb_colour_mask_explains_conversion(tmp_path):
+def red_square():
     colour = np.zeros((16, 16, 3), np.uint8)
     colour[4:8, 4:8] = (255, 0, 0)
-    write_pair(tmp_path, "a", rgb(), colour)
-    with pytest.raises(ValueError, match=r"colour mask\(s\) masks/a.png.*ONE channel.*each colour"):
-        uh.load_dataset(tmp_path, image_size=16, n_classes=2)
+    return colour
+
+
+# Masks whose values do not fit: {stem: mask} written as pairs, n_classes, what the error says.
+MASK_ERRORS = {
+    "out of range, values and files listed": (
+        {
+            "a": square_mask(value=7),
+            "b": square_mask(value=7) + (square_mask(value=1) == 0),
+            "c": square_mask(value=2),
+        },
+        3,
+        r"mask values \{0, 1, 2, 7\} do not fit n_classes=3 \(allowed 0..2\): "
+        r"value 7 in masks/a.png, masks/b.png\. Pass n_classes=8",
+    ),
+    "binary with in-between values": (
+        {"soft": with_pixel(square_mask(value=255), 128)},
+        1,
+        r"\{0, 128, 255\} do not fit n_classes=1.*masks/soft.png",
+    ),
+    "binary using both 1 and 255": (
+        {"mixed": with_pixel(square_mask(value=255), 1)},
+        1,
+        r"both 1 and 255 in masks/mixed.png",
+    ),
+    "0/255 with multiclass suggests binary": (
+        {"a": square_mask(value=255)},
+        4,
+        r"look like 0/255 binary masks: pass n_classes=1",
+    ),
+    "RGB colour mask explains conversion": (
+        {"a": red_square()},
+        2,
+        r"colour mask\(s\) masks/a.png.*ONE channel.*each colour",
+    ),
+}
+
+
+@pytest.mark.parametrize("masks, n_classes, expected", MASK_ERRORS.values(), ids=MASK_ERRORS)
+def test_mask_values_that_do_not_fit_name_the_files_and_the_fix(
+    tmp_path, masks, n_classes, expected
+):
+    for stem, mask in masks.items():
+        write_pair(tmp_path, stem, rgb(), mask)
+    with pytest.raises(ValueError, match=expected):
+        uh.load_dataset(tmp_path, image_size=16, n_classes=n_classes)
 
 
 def test_corrupt_image_file_is_named(tmp_path):
