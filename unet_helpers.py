@@ -167,11 +167,6 @@ def training_setup(n_classes):
     }
 
 
-def _output_classes(model):
-    """How many classes a model's head predicts: its last axis (1 means binary)."""
-    return int(model.output_shape[-1])
-
-
 def mask_classes(n_classes):
     """Label values in the masks for a head of ``n_classes`` channels: 2 for binary, else K."""
     support.check_n_classes(n_classes)
@@ -193,7 +188,7 @@ def predicted_classes(probabilities, threshold=0.5):
 def compile_unet(model, learning_rate=1e-3, loss=None, clipnorm=None):
     """Compile with Adam and the loss and metrics of the model's own head (``training_setup``).
     ``loss`` replaces the default loss; binary cross-entropy on a softmax head is refused."""
-    n_classes = _output_classes(model)
+    n_classes = int(model.output_shape[-1])  # the head's channels
     setup = training_setup(n_classes)
     activation = getattr(model.layers[-1], "activation", None)
     activation_name = getattr(activation, "__name__", str(activation))
@@ -768,8 +763,7 @@ class DiceLoss(keras.losses.Loss):
             probabilities = keras.ops.concatenate([1.0 - y_pred, y_pred], axis=-1)
         else:
             probabilities = y_pred
-        labels = mask_classes(self.n_classes)
-        one_hot = keras.ops.one_hot(y_true, labels, dtype=probabilities.dtype)
+        one_hot = keras.ops.one_hot(y_true, mask_classes(self.n_classes), dtype=probabilities.dtype)
         pixel_axes = tuple(range(len(probabilities.shape) - 1))
         intersection = keras.ops.sum(one_hot * probabilities, axis=pixel_axes)
         total = keras.ops.sum(one_hot, axis=pixel_axes) + keras.ops.sum(
@@ -786,13 +780,9 @@ class DiceLoss(keras.losses.Loss):
             loss = loss + keras.ops.mean(pixel_loss)
         return loss
 
-    def get_config(self):
-        """Constructor arguments, so a model compiled with this loss can be saved and loaded."""
-        config = super().get_config()
-        config.update(
-            n_classes=self.n_classes, cross_entropy=self.cross_entropy, smooth=self.smooth
-        )
-        return config
+    def get_config(self):  # so that a model compiled with this loss can be saved and loaded
+        own = dict(n_classes=self.n_classes, cross_entropy=self.cross_entropy, smooth=self.smooth)
+        return {**super().get_config(), **own}
 
 
 def dice_loss(n_classes, smooth=1.0):
@@ -931,11 +921,9 @@ def augmentation_outcomes(augment, count=400, size=64):
     for picture in moved:
         found = np.array(ndimage.center_of_mass(picture > 0, picture, [1, 2, 3])) - center
         linear = np.linalg.lstsq(dots, found, rcond=None)[0].T  # found = dots @ linear.T
-        if np.linalg.det(linear) < 0:
+        mirrored.append(bool(np.linalg.det(linear) < 0))
+        if mirrored[-1]:
             linear = linear @ np.diag([1.0, -1.0])  # undo a mirror (columns) to read the turn
-            mirrored.append(True)
-        else:
-            mirrored.append(False)
         angles.append(np.degrees(np.arctan2(linear[1, 0], linear[0, 0])))
     return np.array(mirrored), np.array(angles)
 
@@ -972,8 +960,7 @@ class PatchDataset(keras.utils.PyDataset):
         self.epoch = 0
         self.augmentation = augmentation(seed=seed) if augment else None
 
-    def __len__(self):
-        """Batches per epoch."""
+    def __len__(self):  # batches per epoch
         return -(-self.patches_per_epoch // self.batch_size)
 
     def __getitem__(self, index):
@@ -996,8 +983,7 @@ class PatchDataset(keras.utils.PyDataset):
             masks = keras.ops.convert_to_numpy(out["segmentation_masks"])
         return images, np.rint(masks).astype(np.uint8)
 
-    def on_epoch_end(self):
-        """A new epoch draws new patches."""
+    def on_epoch_end(self):  # a new epoch draws new patches
         self.epoch += 1
 
 
@@ -1025,13 +1011,10 @@ def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, perce
     margin = (tile_size - stride) // 2  # the image's edge gets the centre of some tile
     padded = np.pad(normalized, [(margin, margin), (margin, margin), (0, 0)], mode="reflect")
     padded = _pad_to_at_least(padded, tile_size)
-    positions = [
-        (top, left)
-        for top in _tile_starts(padded.shape[0], tile_size, stride)
-        for left in _tile_starts(padded.shape[1], tile_size, stride)
-    ]
+    tops, lefts = (_tile_starts(length, tile_size, stride) for length in padded.shape[:2])
+    positions = [(top, left) for top in tops for left in lefts]
     window = blending_window(tile_size)[..., None]
-    total = np.zeros(padded.shape[:2] + (_output_classes(model),), np.float32)
+    total = np.zeros(padded.shape[:2] + (int(model.output_shape[-1]),), np.float32)
     weight = np.zeros(padded.shape[:2] + (1,), np.float32)
     for start in range(0, len(positions), batch_size):
         batch = positions[start : start + batch_size]
@@ -1074,12 +1057,9 @@ class FullImageValidation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         """Add ``val_iou`` to the epoch's logs (and so to the history and the printed line)."""
-        predictions = [  # overlap 0.25: a quarter of the tiles of 0.5, for a quick check
-            np.isin(
-                predicted_classes(predict_tiled(self.model, image, overlap=0.25)), self.class_ids
-            )
-            for image in self.images
-        ]
+        # overlap 0.25: a quarter of the tiles of 0.5, for a quick check
+        outputs = [predict_tiled(self.model, image, overlap=0.25) for image in self.images]
+        predictions = [np.isin(predicted_classes(output), self.class_ids) for output in outputs]
         truths = [np.isin(mask, self.class_ids) for mask in self.masks]
         if logs is not None:
             logs["val_iou"] = pooled_iou(truths, predictions, class_id=True)
@@ -1139,16 +1119,14 @@ _ERROR_KINDS = ("found", "merged", "split", "missed")
 def _object_overlaps(true_labels, predicted_labels):
     """``(intersection, true_areas, predicted_areas)``: pixels shared by each true (rows) and
     predicted object (columns), ids in increasing order."""
+    from skimage.metrics import contingency_table
     from skimage.segmentation import relabel_sequential
 
     true = relabel_sequential(np.asarray(true_labels, np.int64).squeeze())[0]
     predicted = relabel_sequential(np.asarray(predicted_labels, np.int64).squeeze())[0]
     if true.shape != predicted.shape:
         raise ValueError(f"label images differ in shape: {true.shape} and {predicted.shape}.")
-    columns = int(predicted.max()) + 1
-    size = (int(true.max()) + 1) * columns
-    pairs = np.bincount(true.ravel() * columns + predicted.ravel(), minlength=size)
-    pairs = pairs.reshape(-1, columns)
+    pairs = contingency_table(true, predicted).toarray().astype(np.int64)  # [true id, predicted id]
     return pairs[1:, 1:], pairs[1:].sum(axis=1), pairs[:, 1:].sum(axis=0)
 
 
@@ -1164,13 +1142,8 @@ def match_counts(iou, threshold=0.5):
     if threshold < 0.5:
         raise ValueError(f"threshold must be >= 0.5 for matches to be unique; got {threshold!r}.")
     matched = iou > threshold
-    true_positives = int(matched.sum())
-    return (
-        true_positives,
-        iou.shape[1] - true_positives,
-        iou.shape[0] - true_positives,
-        iou[matched],
-    )
+    tp = int(matched.sum())
+    return tp, iou.shape[1] - tp, iou.shape[0] - tp, iou[matched]
 
 
 def object_scores(true_list, predicted_list, threshold=0.5):
@@ -1296,11 +1269,9 @@ class ObjectSettings(keras.layers.Layer):
         self.settings = dict(settings or {})
 
     def call(self, inputs):
-        """The input, unchanged."""
         return inputs
 
     def get_config(self):
-        """The layer's config plus its settings (saved with the model)."""
         return {**super().get_config(), "settings": self.settings}
 
 
@@ -1317,7 +1288,7 @@ def object_settings(model):
     """``predict_instances``' settings: the defaults for the model's head, then those it stores."""
     defaults = {
         "threshold": 0.5,  # nucleus probability (binary: the sigmoid; 3-class: 1 - background)
-        "seed_threshold": 0.5 if _output_classes(model) >= 3 else None,  # interior seeds
+        "seed_threshold": 0.5 if model.output_shape[-1] >= 3 else None,  # interior seeds
         "min_size": 10,  # pixels; smaller objects are dropped
         "min_distance": None,  # None, or cut objects (seeds) at necks: a distance watershed
         "overlap": 0.5,  # of the prediction tiles (predict_tiled)
