@@ -13,10 +13,10 @@ before it (tests/test_lint.py checks that each public name is listed once, in it
   ``BATCHNORM_MOMENTUM``.
 * 03 assemble and summarize: ``build_unet``, ``training_setup`` (``SparseCategoricalCrossentropy``),
   ``compile_unet`` (``segmentation_metrics``, ``BinaryIoU``, ``MeanIoU``), ``multiply_adds``.
-* 04 binary segmentation: ``ensure_dataset``, ``synthetic_pair``, ``load_dataset`` (``cut_tiles``),
-  ``split_dataset``, ``class_pixel_fractions``, ``mask_classes``, ``predicted_classes``,
-  ``show_examples`` (``colorize_mask``), ``per_class_iou``, ``per_image_iou``, ``plot_history``,
-  ``peak_memory_bytes``.
+* 04 binary segmentation: ``ensure_dataset`` (``make_synthetic_dataset``), ``synthetic_pair``,
+  ``load_dataset`` (``cut_tiles``), ``split_dataset``, ``class_pixel_fractions``, ``mask_classes``,
+  ``predicted_classes``, ``show_examples`` (``colorize_mask``), ``per_class_iou``,
+  ``per_image_iou``, ``plot_history``, ``peak_memory_bytes``.
 * 05 multiclass: ``SYNTHETIC_CLASS_NAMES``, ``iou_table``, ``confusion_matrix``,
   ``plot_confusion_matrix``, ``class_frequency_weights``, ``pixel_weights``, ``DiceLoss``
   (``dice_loss``, ``dice_cross_entropy_loss``).
@@ -53,6 +53,7 @@ from unet_support import (
     SparseCategoricalCrossentropy,
     ensure_dataset,
     image_files,
+    make_synthetic_dataset,
     read_image,
     synthetic_pair,
 )
@@ -158,13 +159,9 @@ def training_setup(n_classes):
     """Head activation, loss and metrics for ``n_classes``: binary cross-entropy for 1 channel,
     sparse categorical cross-entropy (masks of class ids) for K."""
     mask_classes(n_classes)  # validates n_classes
-    return {
-        "activation": _head_activation(n_classes),
-        "loss": (
-            keras.losses.BinaryCrossentropy() if n_classes == 1 else SparseCategoricalCrossentropy()
-        ),
-        "metrics": segmentation_metrics(n_classes),
-    }
+    activation = _head_activation(n_classes)
+    loss = keras.losses.BinaryCrossentropy() if n_classes == 1 else SparseCategoricalCrossentropy()
+    return {"activation": activation, "loss": loss, "metrics": segmentation_metrics(n_classes)}
 
 
 def mask_classes(n_classes):
@@ -559,8 +556,7 @@ def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_n
         panels.append(_overlay(image, truth, n_classes))
         for column, (axis, panel) in enumerate(zip(axes[row], panels, strict=False)):
             axis.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=1)
-            axis.set_xticks([])
-            axis.set_yticks([])
+            axis.set(xticks=[], yticks=[])
             if row == 0:
                 axis.set_title(titles[column], fontsize=8)
             elif predictions is not None and column == 2:

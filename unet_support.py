@@ -536,10 +536,9 @@ def ensure_dataset(directory, task="binary", n_images=400, **generator_kwargs):
 
 
 def sparse_categorical_crossentropy(y_true, y_pred):
-    """Keras' sparse categorical cross-entropy per pixel, ids (N, H, W[, 1]) -> (N, H, W), computed
-    on one flat (N*H*W, K) list: the same numbers on every backend."""
-    # Keras 3.15.1 on PyTorch: 4-D inputs fail in the backward pass (pytorch/pytorch issue 175084).
-    # Delete when tests/test_backends.py passes with keras.losses.sparse_categorical_crossentropy.
+    """Keras' sparse categorical cross-entropy per pixel, ids (N, H, W[, 1]) -> (N, H, W), on one
+    flat (N*H*W, K) list: the same numbers, and PyTorch's backward pass fails on 4-D inputs."""
+    # Keras 3.15.1 on PyTorch fix (pytorch/pytorch#175084): delete once 4-D inputs train there.
     y_pred = keras.ops.convert_to_tensor(y_pred)
     pixel_shape = keras.ops.shape(y_pred)[:-1]
     flat_pred = keras.ops.reshape(y_pred, (-1, y_pred.shape[-1]))
@@ -553,16 +552,15 @@ def sparse_categorical_crossentropy(y_true, y_pred):
 class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
     """The Keras loss through ``sparse_categorical_crossentropy``; ``sample_weight`` per pixel."""
 
-    # Keras 3.15.1 on PyTorch: pytorch/pytorch issue 175084; delete with the function above.
+    # Keras 3.15.1 on PyTorch fix (pytorch/pytorch#175084): delete with the function above.
     def call(self, y_true, y_pred):
         return sparse_categorical_crossentropy(y_true, y_pred)
 
 
 def _count_confusion(metric, y_true, y_pred, sample_weight=None):
     """Add a batch to ``metric.total_cm`` (rows true, columns predicted) as a product of one-hot
-    matrices, which every backend runs fast and can compile."""
-    # Keras 3.15.1 on PyTorch counts with ops.scatter, a Python loop over the pixels, most of a
-    # training step. Delete (with BinaryIoU, MeanIoU) when the stock metrics are as fast there.
+    matrices, fast on every backend: Keras' ops.scatter is a Python loop over pixels on PyTorch."""
+    # Keras 3.15.1 on PyTorch fix (no upstream issue named): delete with both metrics once fast.
     if metric.ignore_class is not None:
         raise ValueError("ignore_class is not supported here: use the keras.metrics class.")
     n_labels = metric.num_classes
@@ -611,11 +609,10 @@ class MeanIoU(keras.metrics.MeanIoU):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class RandomRotation(layers.RandomRotation):
-    """``keras.layers.RandomRotation`` that turns the mask exactly as it turned the image."""
+    """``keras.layers.RandomRotation`` that turns the mask as it turned the image: on PyTorch,
+    ``affine_transform`` swaps entries of the shared matrix in place, so each gets a copy."""
 
-    # Keras 3.15.1 on PyTorch: affine_transform (keras/src/backend/torch/image.py) swaps entries
-    # of the shared rotation matrix in place, so masks turned another way; each transform gets a
-    # copy. Delete when tests/test_backends.py passes with keras.layers.RandomRotation.
+    # Keras 3.15.1 on PyTorch fix (no upstream issue named): delete once masks turn right there.
     def transform_images(self, images, transformation, training=True):
         return super().transform_images(images, _own_matrix(transformation), training)
 
