@@ -293,9 +293,7 @@ def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1):
     ax.plot([], [], color="#31a354", label="transposed conv 2x2 (decoder)")
     ax.plot([], [], color="0.5", linestyle="--", label="skip connection (concatenate)")
     ax.legend(loc="lower left", fontsize=7, frameon=False)
-    ax.set_xlim(-box_w, span + box_w)
-    ax.set_ylim(-depth - 1.0, 1.0)
-    ax.set_aspect("auto")
+    ax.set(xlim=(-box_w, span + box_w), ylim=(-depth - 1.0, 1.0), aspect="auto")
     ax.axis("off")
     ax.set_title(f"U-Net, depth {depth}, base {base_filters} filters")
     return ax
@@ -695,9 +693,7 @@ def per_image_iou(y_true, y_pred, class_id=1):
 
 def iou_table(y_true, y_pred, n_labels, class_names=None):
     """Printable table: IoU, Dice, share of true pixels per class, then means ("n/a": undefined)."""
-    if class_names is None:
-        class_names = [str(index) for index in range(n_labels)]
-    class_names = [str(name) for name in class_names]
+    class_names = [str(name) for name in (range(n_labels) if class_names is None else class_names)]
     if len(class_names) != n_labels:
         raise ValueError(f"got {len(class_names)} class_names for n_labels={n_labels}.")
     matrix = confusion_matrix(y_true, y_pred, n_labels)
@@ -829,8 +825,7 @@ def plot_history(history, metrics=None):
         ax.plot(epochs, values[name], "o-", label="training")
         if f"val_{name}" in values:
             ax.plot(epochs, values[f"val_{name}"], "o-", label="validation")
-        ax.set_title(name)
-        ax.set_xlabel("epoch")
+        ax.set(title=name, xlabel="epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
     fig.tight_layout()
@@ -874,9 +869,8 @@ def plot_confusion_matrix(matrix, class_names=None, normalize=True):
         label = text.get_text()
         text.set_text("n/a" if label == "nan" else label + ("%" if normalize else ""))
         text.set_fontsize(8)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title("% of each true class" if normalize else "pixel counts")
+    title = "% of each true class" if normalize else "pixel counts"
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
     fig.tight_layout()
     return fig
 
