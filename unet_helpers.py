@@ -1,48 +1,40 @@
 """Shared code for the unet-from-blocks lessons: U-Net blocks, ``build_unet``, data, metrics, plots.
 
-Each function is introduced in a lesson and lives here once, in lesson order. Keras 3
-(``import keras``) keeps the code backend-neutral: TensorFlow is the backend the course ships and
-tests everywhere; the helpers' Keras tests also run on JAX and PyTorch (tests/test_backends.py).
+Each name is introduced by a lesson and lives here once, in lesson order; plumbing the lessons need
+not read (folder checks, the synthetic-data renderer, PyTorch fixes) is in unet_support.py, and the
+names of it the lessons call are imported here. Keras 3 only (``import keras``): any backend.
 
 Contents, by the lesson that introduces each name; a name in parentheses is used by the one
-before it and need not be read first (tests/test_lint.py checks that every public name is listed
-once, and that each name outside parentheses appears in its lesson):
+before it (tests/test_lint.py checks that each public name is listed once, in its lesson):
 
 * 01 architecture: ``feature_map_table``, ``print_feature_map_table``, ``valid_sizes_near``,
-  ``check_unet_config`` (``check_whole_number``, ``N_CLASSES_HINT``), ``plot_unet_diagram``.
+  ``check_unet_config``, ``plot_unet_diagram``.
 * 02 blocks as functions: ``conv_block``, ``encoder_block``, ``decoder_block``,
   ``BATCHNORM_MOMENTUM``.
-* 03 assemble and summarize: ``build_unet`` (``head_activation``, ``output_classes``),
-  ``training_setup`` (``SparseCategoricalCrossentropy``, ``sparse_categorical_crossentropy``),
+* 03 assemble and summarize: ``build_unet``, ``training_setup`` (``SparseCategoricalCrossentropy``),
   ``compile_unet`` (``segmentation_metrics``, ``BinaryIoU``, ``MeanIoU``), ``multiply_adds``.
 * 04 binary segmentation: ``ensure_dataset`` (``make_synthetic_dataset``), ``synthetic_pair``,
-  ``load_dataset`` (``cut_tiles``), ``split_dataset``, ``class_pixel_fractions``,
-  ``mask_classes``, ``predicted_classes``, ``show_examples`` (``colorize_mask``, ``PALETTE``,
-  ``BINARY_OVERLAY_COLOUR``), ``per_class_iou``, ``per_image_iou``, ``plot_history``,
-  ``peak_memory_bytes``.
+  ``load_dataset`` (``cut_tiles``), ``split_dataset``, ``class_pixel_fractions``, ``mask_classes``,
+  ``predicted_classes``, ``show_examples`` (``colorize_mask``), ``per_class_iou``,
+  ``per_image_iou``, ``plot_history``, ``peak_memory_bytes``.
 * 05 multiclass: ``SYNTHETIC_CLASS_NAMES``, ``iou_table``, ``confusion_matrix``,
   ``plot_confusion_matrix``, ``class_frequency_weights``, ``pixel_weights``, ``DiceLoss``
   (``dice_loss``, ``dice_cross_entropy_loss``).
 * 06 accuracy versus IoU: ``pixel_accuracy``, ``per_class_dice``, ``mean_iou``.
-* 07 real images at full resolution: ``read_image``, ``image_files``, ``load_images``
-  (``map_mask_values``, ``IMAGE_EXTENSIONS``, ``MASK_EXTENSIONS``, ``LAYOUT_HELP``),
+* 07 real images at full resolution: ``read_image``, ``image_files``, ``load_images``,
   ``normalize_image`` (``bright_background``), ``augmentation`` (``RandomRotation``,
-  ``augmentation_outcomes``), ``PatchDataset``, ``predict_tiled``
-  (``blending_window``, ``tile_starts``, ``pad_to_at_least``), ``FullImageValidation``,
-  ``pooled_iou``, ``count_objects``, ``split_touching``, ``interior_boundary_mask``.
-* 08 from pixels to objects: ``object_iou`` (``object_overlaps``), ``match_counts``,
-  ``object_scores`` (``DSB_THRESHOLDS``), ``object_errors`` (``ERROR_KINDS``),
-  ``instances_from_mask``, ``grow_seeds``, ``instances_from_probabilities``, ``one_hot``,
-  ``otsu_mask``, ``classical_instances``, ``ObjectSettings``, ``with_object_settings``,
-  ``object_settings``, ``predict_instances``, ``load_labels``, ``save_labels``,
-  ``save_object_table`` (``OBJECT_COLUMNS``).
+  ``augmentation_outcomes``), ``PatchDataset``, ``predict_tiled`` (``blending_window``),
+  ``FullImageValidation``, ``pooled_iou``, ``count_objects``, ``split_touching``,
+  ``interior_boundary_mask``.
+* 08 from pixels to objects: ``object_iou``, ``match_counts``, ``object_scores``
+  (``DSB_THRESHOLDS``), ``object_errors``, ``instances_from_mask``, ``grow_seeds``,
+  ``instances_from_probabilities``, ``one_hot``, ``otsu_mask``, ``classical_instances``,
+  ``ObjectSettings``, ``with_object_settings``, ``object_settings``, ``predict_instances``,
+  ``load_labels``, ``save_labels``, ``save_object_table``.
 
 The file is in five parts: model (01-03), data (04-07), metrics (04-06), real images (07),
-objects (08).
-
-Two counts, two names: ``n_classes`` is the number of output channels of the head (1 = binary,
-sigmoid; K >= 2 = softmax), ``n_labels`` the number of label values in the masks (binary = 2).
-``mask_classes(n_classes)`` converts the first into the second.
+objects (08). ``n_classes`` counts the head's channels (1 = binary), ``n_labels`` the label values
+in the masks (binary = 2): ``mask_classes(n_classes)`` converts the first into the second.
 """
 
 from pathlib import Path
@@ -52,15 +44,24 @@ import numpy as np
 from keras import layers
 from PIL import Image
 
-# --------------------------------------------------------------------------------------------------
-# Model: blocks and build_unet (lessons 01-03)
-# --------------------------------------------------------------------------------------------------
+import unet_support as support
+from unet_support import (
+    SYNTHETIC_CLASS_NAMES,
+    BinaryIoU,
+    MeanIoU,
+    RandomRotation,
+    SparseCategoricalCrossentropy,
+    ensure_dataset,
+    image_files,
+    make_synthetic_dataset,
+    read_image,
+    synthetic_pair,
+)
 
-#: BatchNormalization momentum. In inference mode (``predict``) each layer normalises with moving
-#: averages that keep ``momentum**n`` of their initial value after n steps (0.99**100 = 37 %,
-#: 0.99**200 = 13 %; 0.9**100 < 0.003 %) and that lag behind the batch statistics while the weights
-#: still change (by about ``momentum / (1 - momentum)`` steps: 99 at 0.99, 9 at 0.9). Keras' default
-#: 0.99 is made for long runs; 0.9 follows a short CPU run more closely. Lesson 03, section 7.
+# --- Model: blocks and build_unet (lessons 01-03) -------------------------------------------------
+
+#: Moving averages for ``predict`` lag about ``momentum / (1 - momentum)`` steps: Keras' 0.99 suits
+#: long runs, 0.9 follows a short CPU run more closely (lesson 03, section 7).
 BATCHNORM_MOMENTUM = 0.9
 
 
@@ -87,23 +88,12 @@ def decoder_block(x, skip, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
     return conv_block(x, filters, batchnorm_momentum)
 
 
-def check_whole_number(name, value, hint=""):
-    """Raise a ValueError naming ``name`` unless ``value`` is an int >= 1 (``True`` is refused)."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(
-            f"{name} must be a whole number >= 1; got {value!r}" + (hint and f": {hint}") + "."
-        )
-
-
 def valid_sizes_near(size, depth):
     """The two sizes below and the two above ``size`` that are divisible by ``2**depth``."""
     step = 2**depth
     below = [(size // step - i) * step for i in range(2)]
     above = [(size // step + 1 + i) * step for i in range(2)]
     return sorted(s for s in below + above if s > 0)
-
-
-N_CLASSES_HINT = "use 1 for binary (foreground/background) masks, K >= 2 for K classes"
 
 
 def check_unet_config(input_shape, n_classes=1, base_filters=64, depth=4):
@@ -113,12 +103,10 @@ def check_unet_config(input_shape, n_classes=1, base_filters=64, depth=4):
             f"input_shape must be (height, width, channels), for example (128, 128, 3); "
             f"got {input_shape!r}. A grayscale image still needs its channel: (128, 128, 1)."
         )
-    check_whole_number("n_classes", n_classes, N_CLASSES_HINT)
-    check_whole_number("depth", depth, "use the number of pooling steps, typically 3 or 4")
-    check_whole_number(
-        "base_filters",
-        base_filters,
-        "use a positive integer: 16 on a CPU, 64 in the original U-Net",
+    support.check_n_classes(n_classes)
+    support.check_whole_number("depth", depth, "use the number of pooling steps, typically 3 or 4")
+    support.check_whole_number(
+        "base_filters", base_filters, "16 on a CPU, 64 in the original U-Net"
     )
     height, width, channels = input_shape
     if not isinstance(channels, (int, np.integer)) or channels < 1:
@@ -146,14 +134,10 @@ def build_unet(
     batchnorm_momentum=BATCHNORM_MOMENTUM,
     name="U-Net",
 ):
-    """The U-Net: ``depth`` encoder blocks, a bridge, ``depth`` decoder blocks and a 1x1 head.
-
-    Level ``i`` uses ``base_filters * 2**i`` filters and the bridge ``base_filters * 2**depth``.
-    The head is sigmoid for ``n_classes == 1`` (binary) and softmax otherwise.
-    """
+    """The U-Net: ``depth`` encoder blocks, a bridge, ``depth`` decoder blocks, a 1x1 head.
+    Level ``i`` has ``base_filters * 2**i`` filters; sigmoid head for 1 class, softmax for K."""
     check_unet_config(input_shape, n_classes, base_filters, depth)
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = inputs
+    x = inputs = keras.Input(shape=tuple(input_shape), name="image")
     skips = []
     for level in range(depth):
         skip, x = encoder_block(x, base_filters * 2**level, batchnorm_momentum)
@@ -161,80 +145,33 @@ def build_unet(
     x = conv_block(x, base_filters * 2**depth, batchnorm_momentum)  # the bridge
     for level in reversed(range(depth)):
         x = decoder_block(x, skips[level], base_filters * 2**level, batchnorm_momentum)
-    outputs = layers.Conv2D(n_classes, 1, activation=head_activation(n_classes), name="mask")(x)
+    outputs = layers.Conv2D(n_classes, 1, activation=_head_activation(n_classes), name="mask")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
-def head_activation(n_classes):
-    """Sigmoid for one output channel (binary), softmax across channels for K >= 2 classes.
-
-    Softmax assumes one class per pixel. Multi-label masks (classes that may overlap) need K
-    independent sigmoid channels and binary cross-entropy: build and compile those by hand.
-    """
+def _head_activation(n_classes):
+    """Sigmoid for one channel (binary), softmax for K >= 2 classes (one class per pixel).
+    Multi-label masks need K sigmoid channels and binary cross-entropy: build those by hand."""
     return "sigmoid" if n_classes == 1 else "softmax"
 
 
 def training_setup(n_classes):
-    """The one place that pairs a head with its loss and metrics, decided by ``n_classes``.
-
-    Binary (1 channel): sigmoid + binary cross-entropy, metrics accuracy and foreground IoU.
-    Multiclass (K channels): softmax + sparse categorical cross-entropy (masks hold class ids, not
-    one-hot vectors), metrics accuracy and mean IoU over the K classes. Both are single-label: each
-    pixel has exactly one class (multi-label setups are built by hand, see ``head_activation``).
-    """
+    """Head activation, loss and metrics for ``n_classes``: binary cross-entropy for 1 channel,
+    sparse categorical cross-entropy (masks of class ids) for K."""
     mask_classes(n_classes)  # validates n_classes
-    return {
-        "activation": head_activation(n_classes),
-        "loss": (
-            keras.losses.BinaryCrossentropy() if n_classes == 1 else SparseCategoricalCrossentropy()
-        ),
-        "metrics": segmentation_metrics(n_classes),
-    }
-
-
-def sparse_categorical_crossentropy(y_true, y_pred):
-    """Keras' sparse categorical cross-entropy of each pixel: ids (N, H, W[, 1]) -> loss (N, H, W).
-
-    Computed on the pixels in one flat list, (N*H*W, K): the same numbers on every backend, and it
-    avoids PyTorch 2.13's failing backward pass for 4-D inputs (pytorch/pytorch issue 175084).
-    """
-    y_pred = keras.ops.convert_to_tensor(y_pred)
-    pixel_shape = keras.ops.shape(y_pred)[:-1]
-    flat_pred = keras.ops.reshape(y_pred, (-1, y_pred.shape[-1]))
-    flat_true = keras.ops.reshape(y_true, (-1,))
-    flat_loss = keras.losses.sparse_categorical_crossentropy(flat_true, flat_pred)
-    return keras.ops.reshape(flat_loss, pixel_shape)
-
-
-@keras.saving.register_keras_serializable(package="unet_helpers")
-class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
-    """``keras.losses.SparseCategoricalCrossentropy`` that runs on every backend, through
-    ``sparse_categorical_crossentropy`` above; ``sample_weight`` may give one weight per pixel."""
-
-    def call(self, y_true, y_pred):
-        """Loss of each pixel, (N, H, W)."""
-        return sparse_categorical_crossentropy(y_true, y_pred)
-
-
-def output_classes(model):
-    """How many classes a model's head predicts: its last axis (1 means binary)."""
-    return int(model.output_shape[-1])
+    activation = _head_activation(n_classes)
+    loss = keras.losses.BinaryCrossentropy() if n_classes == 1 else SparseCategoricalCrossentropy()
+    return {"activation": activation, "loss": loss, "metrics": segmentation_metrics(n_classes)}
 
 
 def mask_classes(n_classes):
-    """How many label values the masks hold for a ``build_unet`` head of ``n_classes`` channels.
-
-    One channel means binary, so the masks hold 2 values (0 background, 1 foreground); K >= 2 -> K.
-    """
-    check_whole_number("n_classes", n_classes, N_CLASSES_HINT)
+    """Label values in the masks for a head of ``n_classes`` channels: 2 for binary, else K."""
+    support.check_n_classes(n_classes)
     return 2 if n_classes == 1 else int(n_classes)
 
 
 def predicted_classes(probabilities, threshold=0.5):
-    """Turn model output ``(..., C)`` into class ids ``(..., 1)`` (uint8) before computing IoU.
-
-    One channel (sigmoid): 1 where probability >= ``threshold``. C channels (softmax): argmax.
-    """
+    """Class ids uint8 ``(..., 1)`` of model output ``(..., C)``: threshold 1 channel, argmax K."""
     probabilities = np.asarray(probabilities)
     if probabilities.ndim == 0:
         raise ValueError("probabilities must have a channel axis last, for example (N, H, W, C).")
@@ -246,17 +183,9 @@ def predicted_classes(probabilities, threshold=0.5):
 
 
 def compile_unet(model, learning_rate=1e-3, loss=None, clipnorm=None):
-    """Compile with Adam and the loss/metrics that match the model's own head.
-
-    The number of classes is read from the model, so a softmax model can never be compiled with
-    binary cross-entropy by accident. ``loss`` replaces the default loss (for example a Dice loss);
-    binary cross-entropy on a softmax head with K >= 2 channels is refused (as a string such as
-    ``"binary_crossentropy"``, a ``keras.losses.BinaryCrossentropy`` or the function
-    ``keras.losses.binary_crossentropy``). Deliberate multi-label models (K sigmoid channels,
-    binary cross-entropy) are built and compiled by hand with ``model.compile``. ``clipnorm``
-    caps the length of each weight's gradient (Adam's own argument).
-    """
-    n_classes = output_classes(model)
+    """Compile with Adam and the loss and metrics of the model's own head (``training_setup``).
+    ``loss`` replaces the default loss; binary cross-entropy on a softmax head is refused."""
+    n_classes = int(model.output_shape[-1])  # the head's channels
     setup = training_setup(n_classes)
     activation = getattr(model.layers[-1], "activation", None)
     activation_name = getattr(activation, "__name__", str(activation))
@@ -307,17 +236,13 @@ def feature_map_table(input_shape, base_filters=64, depth=4):
     """Rows ``(stage, height, width, filters)`` of the feature maps, from input to output."""
     check_unet_config(input_shape, 1, base_filters, depth)
     height, width, channels = input_shape
-    rows = [("input", height, width, channels)]
-    for level in range(depth):
-        rows.append(
-            (f"encoder {level + 1}", height >> level, width >> level, base_filters << level)
-        )
-    rows.append(("bridge", height >> depth, width >> depth, base_filters << depth))
-    for level in reversed(range(depth)):
-        rows.append(
-            (f"decoder {level + 1}", height >> level, width >> level, base_filters << level)
-        )
-    return rows
+
+    def row(stage, level):
+        return (stage, height >> level, width >> level, base_filters << level)
+
+    encoder = [row(f"encoder {level + 1}", level) for level in range(depth)]
+    decoder = [row(f"decoder {level + 1}", level) for level in reversed(range(depth))]
+    return [("input", height, width, channels), *encoder, row("bridge", depth), *decoder]
 
 
 def print_feature_map_table(input_shape, base_filters=64, depth=4):
@@ -337,486 +262,50 @@ def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1):
     box_w, box_h = 1.6, 0.55
     span = 2 * depth + 2  # horizontal slots: encoder levels, bridge, decoder levels
 
-    def box(x_center, level, text, color):
+    def box(x, level, color):
         y = -level * 1.0
+        text = f"{height >> level}x{width >> level}\n{base_filters << level} filters"
         ax.add_patch(
-            plt.Rectangle((x_center - box_w / 2, y - box_h / 2), box_w, box_h, color=color, ec="k")
+            plt.Rectangle((x - box_w / 2, y - box_h / 2), box_w, box_h, color=color, ec="k")
         )
-        ax.text(x_center, y, text, ha="center", va="center", fontsize=8)
-        return x_center, y
+        ax.text(x, y, text, ha="center", va="center", fontsize=8)
+        return x, y
 
-    def arrow(start, end, style="-|>", color="k", **kwargs):
-        ax.annotate(
-            "", xy=end, xytext=start, arrowprops=dict(arrowstyle=style, color=color, **kwargs)
-        )
+    def arrow(start, end, color, **style):
+        props = dict(arrowstyle="-|>", color=color, **style)
+        ax.annotate("", xy=end, xytext=start, arrowprops=props)
 
     left, right = [], []
     for level in range(depth):
-        text = f"{height >> level}x{width >> level}\n{base_filters << level} filters"
-        left.append(box(level * 1.0, level, text, "#9ecae1"))
-        right.append(box(span - level * 1.0, level, text, "#a1d99b"))
-    bridge = box(
-        span / 2,
-        depth,
-        f"{height >> depth}x{width >> depth}\n{base_filters << depth} filters",
-        "#fdae6b",
-    )
+        left.append(box(level * 1.0, level, "#9ecae1"))
+        right.append(box(span - level * 1.0, level, "#a1d99b"))
+    bridge = box(span / 2, depth, "#fdae6b")
     for level in range(depth):
-        lower_left = left[level + 1] if level + 1 < depth else bridge
-        lower_right = right[level + 1] if level + 1 < depth else bridge
-        arrow(
-            (left[level][0], left[level][1] - box_h / 2),
-            (lower_left[0] - 0.3, lower_left[1] + box_h / 2),
-            color="#3182bd",
-        )
-        arrow(
-            (lower_right[0] + 0.3, lower_right[1] + box_h / 2),
-            (right[level][0], right[level][1] - box_h / 2),
-            color="#31a354",
-        )
-        arrow(
-            (left[level][0] + box_w / 2, left[level][1]),
-            (right[level][0] - box_w / 2, right[level][1]),
-            color="0.5",
-            linestyle="--",
-        )
+        (lx, ly), (rx, ry) = left[level], right[level]
+        (dx, dy), (ux, uy) = (left + [bridge])[level + 1], (right + [bridge])[level + 1]
+        arrow((lx, ly - box_h / 2), (dx - 0.3, dy + box_h / 2), "#3182bd")
+        arrow((ux + 0.3, uy + box_h / 2), (rx, ry - box_h / 2), "#31a354")
+        arrow((lx + box_w / 2, ly), (rx - box_w / 2, ry), "0.5", linestyle="--")
     ax.text(-box_w, 0.55, f"input {height}x{width}", fontsize=8)
-    ax.text(
-        span - box_w / 2,
-        0.55,
-        f"output {height}x{width}x{n_classes} ({head_activation(n_classes)})",
-        fontsize=8,
-    )
+    output = f"output {height}x{width}x{n_classes} ({_head_activation(n_classes)})"
+    ax.text(span - box_w / 2, 0.55, output, fontsize=8)
     ax.plot([], [], color="#3182bd", label="max pool 2x2 (encoder)")
     ax.plot([], [], color="#31a354", label="transposed conv 2x2 (decoder)")
     ax.plot([], [], color="0.5", linestyle="--", label="skip connection (concatenate)")
     ax.legend(loc="lower left", fontsize=7, frameon=False)
-    ax.set_xlim(-box_w, span + box_w)
-    ax.set_ylim(-depth - 1.0, 1.0)
-    ax.set_aspect("auto")
+    ax.set(xlim=(-box_w, span + box_w), ylim=(-depth - 1.0, 1.0), aspect="auto")
     ax.axis("off")
     ax.set_title(f"U-Net, depth {depth}, base {base_filters} filters")
     return ax
 
 
-# --------------------------------------------------------------------------------------------------
-# Data: synthetic generator, loader at full resolution, split, pictures (lessons 04-07)
-# --------------------------------------------------------------------------------------------------
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-#: Masks must be lossless: JPEG compression blurs edges and invents class ids that do not exist.
-MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
-LAYOUT_HELP = (
-    "expected layout: <directory>/images/<stem>.png and <directory>/masks/<stem>.png (or "
-    "masks/<stem>_mask.png), same stem for an image and its mask (see data/README.md)"
-)
-#: Synthetic classes: 0 background, then one name per object class.
-SYNTHETIC_CLASS_NAMES = {
-    "binary": ["background", "object"],
-    "multiclass": ["background", "ellipse", "rectangle", "triangle"],
-}
-
-
-def _shape_distance(kind, rows, cols, center, radii, angle, rng):
-    """Signed distance in pixels (positive inside) of a rotated shape, on the given grids."""
-    dy, dx = rows - center[0], cols - center[1]
-    cos, sin = np.cos(angle), np.sin(angle)
-    u, v = dx * cos + dy * sin, -dx * sin + dy * cos
-    if kind == "rectangle":
-        return np.minimum(radii[0] - np.abs(u), radii[1] - np.abs(v))
-    if kind == "triangle":
-        corner_angles = angle + np.array([0.0, 2.0, 4.0]) * np.pi / 3 + rng.uniform(-0.3, 0.3, 3)
-        corners = (
-            radii[0]
-            * rng.uniform(0.85, 1.15, 3)[:, None]
-            * np.stack([np.sin(corner_angles), np.cos(corner_angles)], axis=1)
-        )
-        distance = np.full(rows.shape, np.inf)
-        for i in range(3):
-            (y0, x0), (y1, x1) = corners[i], corners[(i + 1) % 3]
-            length = np.hypot(y1 - y0, x1 - x0)
-            # Positive on the inner side of each edge: the corners go round by increasing angle.
-            edge = ((x1 - x0) * (dy - y0) - (y1 - y0) * (dx - x0)) / length
-            distance = np.minimum(distance, edge)
-        return distance
-    # Ellipse, or a blob: an ellipse whose radius wobbles with the angle.
-    wobble = 1.0
-    if kind == "blob":
-        lobes, phase, depth = rng.integers(2, 6), rng.uniform(0, 2 * np.pi), rng.uniform(0.05, 0.2)
-        wobble = 1.0 + depth * np.sin(lobes * np.arctan2(v, u) + phase)
-    rho = np.hypot(u / radii[0], v / radii[1]) / wobble
-    return (1.0 - rho) * min(radii)
-
-
-def _smooth_noise(rng, size, grid):
-    """Smooth random field in [-1, 1]: a ``grid`` x ``grid`` random image, resized bicubically."""
-    coarse = rng.uniform(-1.0, 1.0, (grid, grid)).astype(np.float32)
-    picture = Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC)
-    return np.clip(np.asarray(picture), -1.0, 1.0)
-
-
-def _synthetic_objects(task, rng, size, n_classes=4):
-    """One image's objects: ``(class_id, kind, center, radii, angle, colour)`` tuples."""
-    objects = []
-    if rng.random() < 0.05:  # some images hold no object at all
-        return objects
-    if task == "binary":
-        plan = [(1, "blob", 4.0, 26.0)] * int(rng.integers(1, 9))
-    else:
-        plan = (
-            [(1, "ellipse", 17.0, 33.0)] * int(rng.integers(1, 3))
-            + [(2, "rectangle", 8.0, 18.0)] * int(rng.integers(1, 5))
-            + [(3, "triangle", 6.0, 11.0)] * int(rng.integers(2, 7))
-        )
-        plan = [entry for entry in plan if entry[0] < n_classes]
-    base_colours = {
-        "blob": (0.78, 0.70, 0.55),
-        "ellipse": (0.80, 0.42, 0.30),
-        "rectangle": (0.35, 0.68, 0.40),
-        "triangle": (0.45, 0.62, 0.95),
-    }
-    previous = None
-    for class_id, kind, smallest, largest in plan:
-        radius = np.exp(rng.uniform(np.log(smallest), np.log(largest)))  # many small, few large
-        radii = (radius, radius * rng.uniform(0.55, 1.0))
-        if previous is not None and rng.random() < 0.3:  # touch the previous object
-            direction = rng.uniform(0, 2 * np.pi)
-            reach = 0.9 * (previous[1] + radii[1])
-            center = previous[0] + reach * np.array([np.sin(direction), np.cos(direction)])
-        else:  # anywhere, including partly outside the image
-            center = rng.uniform(-0.3 * radius, size + 0.3 * radius, 2)
-        colour = np.array(base_colours[kind]) * rng.uniform(0.85, 1.1) + rng.uniform(-0.06, 0.06, 3)
-        colour += rng.uniform(0.0, 0.35) * (colour.mean() - colour)  # some objects look greyer
-        objects.append((class_id, kind, center, radii, rng.uniform(0, np.pi), colour))
-        previous = (center, radii[0])
-    return objects
-
-
-def synthetic_pair(task="binary", image_size=128, rng=None, n_classes=4):
-    """One synthetic ``(image uint8 (H, W, 3), mask uint8 (H, W) of class ids)`` pair.
-
-    ``n_classes`` (multiclass only, 2 to 4) keeps the first ``n_classes - 1`` object classes.
-    """
-    rng = np.random.default_rng(rng)
-    size = image_size
-    background = rng.uniform(0.22, 0.42) + rng.uniform(-0.04, 0.04, 3)
-    texture = 0.25 * _smooth_noise(rng, size, 5) + 0.15 * _smooth_noise(rng, size, 24)
-    image = np.clip(background * (1.0 + texture)[..., None], 0.0, 1.0)
-    mask = np.zeros((size, size), np.uint8)
-    objects = _synthetic_objects(task, rng, size, n_classes)
-    for class_id, kind, center, radii, angle, colour in objects:
-        reach = radii[0] * 1.2 + 2
-        top, bottom = max(int(center[0] - reach), 0), min(int(center[0] + reach) + 1, size)
-        left, right = max(int(center[1] - reach), 0), min(int(center[1] + reach) + 1, size)
-        if top >= bottom or left >= right:
-            continue
-        rows, cols = np.mgrid[top:bottom, left:right].astype(np.float32)
-        distance = _shape_distance(kind, rows, cols, center, radii, angle, rng)
-        # One soft pixel at the edge; slightly see-through, so the background texture shows.
-        coverage = np.clip(distance + 0.5, 0.0, 1.0)[..., None] * rng.uniform(0.8, 1.0)
-        shading = 1.0 + 0.08 * rng.standard_normal()
-        region = image[top:bottom, left:right]
-        image[top:bottom, left:right] = region * (1 - coverage) + colour * shading * coverage
-        mask[top:bottom, left:right][distance >= 0] = class_id
-    # Uneven illumination: a smooth brightness gradient in a random direction.
-    direction = rng.uniform(0, 2 * np.pi)
-    rows, cols = np.mgrid[0:size, 0:size] / (size - 1) - 0.5
-    gradient = 1.0 + rng.uniform(0.2, 0.5) * (rows * np.sin(direction) + cols * np.cos(direction))
-    image = image * gradient[..., None] * (1.0 + 0.06 * _smooth_noise(rng, size, 48))[..., None]
-    image = image + rng.uniform(0.02, 0.05) * rng.standard_normal(image.shape)
-    return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8), mask
-
-
-def _dataset_files(directory):
-    """Non-hidden files anywhere under ``directory``."""
-    return [
-        path
-        for path in Path(directory).rglob("*")
-        if path.is_file()
-        and not any(part.startswith(".") for part in path.relative_to(directory).parts)
-    ]
-
-
-def make_synthetic_dataset(
-    directory, task="binary", n_images=400, image_size=128, seed=0, overwrite=False, n_classes=4
-):
-    """Write a seeded synthetic data set (``images/`` and ``masks/`` PNGs); return its folder.
-
-    ``task="binary"``: blobs, masks stored as 0/255. ``task="multiclass"``: ellipses (1),
-    rectangles (2) and small, rare triangles (3) on background (0), masks store the class ids;
-    ``n_classes`` (2 to 4, multiclass only) keeps the first ``n_classes - 1`` of those classes.
-    """
-    if task not in SYNTHETIC_CLASS_NAMES:
-        raise ValueError(f"task must be 'binary' or 'multiclass'; got {task!r}.")
-    check_whole_number("n_images", n_images)
-    if task == "multiclass" and n_classes not in (2, 3, 4):
-        raise ValueError(
-            f"the synthetic multiclass set has 2 to 4 classes (background, ellipse, rectangle, "
-            f"triangle); got n_classes={n_classes!r}."
-        )
-    directory = Path(directory)
-    image_folder, mask_folder = directory / "images", directory / "masks"
-    if directory.exists() and _dataset_files(directory):
-        if not overwrite:
-            raise FileExistsError(
-                f"{directory.as_posix()} is not empty: pass overwrite=True to replace its "
-                f"images/ and masks/ PNG files, or choose another directory."
-            )
-        for folder in (image_folder, mask_folder):
-            for path in folder.glob("*.png"):
-                path.unlink()
-    _write_synthetic(directory, task, range(n_images), image_size, seed, n_classes)
-    return directory
-
-
-def _synthetic_stem(index):
-    """File stem of synthetic image ``index``."""
-    return f"sample_{index:04d}"
-
-
-def _is_synthetic(directory, index, task, image_size=128, seed=0, n_classes=4):
-    """Whether ``images/`` holds synthetic image ``index`` exactly as the generator makes it."""
-    path = Path(directory) / "images" / f"{_synthetic_stem(index)}.png"
-    image, _ = synthetic_pair(task, image_size, np.random.default_rng([seed, index]), n_classes)
-    picture = _open_picture(path)
-    return picture is not None and np.array_equal(np.asarray(picture), image)
-
-
-def _write_synthetic(directory, task, indices, image_size=128, seed=0, n_classes=4):
-    """Write synthetic pairs ``indices`` into ``directory/images`` and ``directory/masks``."""
-    image_folder, mask_folder = Path(directory) / "images", Path(directory) / "masks"
-    image_folder.mkdir(parents=True, exist_ok=True)
-    mask_folder.mkdir(parents=True, exist_ok=True)
-    progress = keras.utils.Progbar(len(indices), unit_name="image") if len(indices) > 200 else None
-    for done, index in enumerate(indices, start=1):
-        # One generator per image: image i is the same whatever n_images is.
-        rng = np.random.default_rng([seed, index])
-        image, mask = synthetic_pair(task, image_size, rng, n_classes)
-        stem = _synthetic_stem(index)
-        Image.fromarray(image).save(image_folder / f"{stem}.png")
-        Image.fromarray(mask * 255 if task == "binary" else mask).save(mask_folder / f"{stem}.png")
-        if progress is not None and (done % 50 == 0 or done == len(indices)):
-            progress.update(done)
-
-
-def _paired_stems(directory):
-    """Stems that have both a file in ``images/`` and one in ``masks/``."""
-    stems = {}
-    for folder in ("images", "masks"):
-        path = Path(directory) / folder
-        found = path.iterdir() if path.is_dir() else []
-        stems[folder] = {p.stem for p in found if p.is_file() and not p.name.startswith(".")}
-    masks = stems["masks"] | {stem.removesuffix("_mask") for stem in stems["masks"]}
-    return stems["images"] & masks, stems["images"]
-
-
-def ensure_dataset(directory, task="binary", n_images=400, **generator_kwargs):
-    """Generate the synthetic set in ``directory`` unless it already holds images; return it.
-
-    A folder holding only the first k images of this synthetic set (``sample_0000`` to
-    ``sample_<k-1>``, the last one checked pixel for pixel), k < ``n_images``, gets the missing
-    ones added, so lessons that share a folder can ask for different sizes. No file is changed,
-    and a folder of other images never gets synthetic ones.
-    """
-    directory = Path(directory)
-    pairs, images = _paired_stems(directory)
-    if images:
-        found = f"Found {len(pairs)} image/mask pairs in {directory.as_posix()}"
-        first_k = {_synthetic_stem(index) for index in range(len(images))}
-        if (
-            images == first_k
-            and pairs == images
-            and len(images) < n_images
-            and _is_synthetic(directory, len(images) - 1, task, **generator_kwargs)
-        ):
-            _write_synthetic(directory, task, range(len(images), n_images), **generator_kwargs)
-            found += f"; added synthetic pairs {len(images)} to {n_images - 1}"
-        print(found)
-        return directory
-    make_synthetic_dataset(directory, task=task, n_images=n_images, **generator_kwargs)
-    pairs, _ = _paired_stems(directory)
-    print(f"Generated {len(pairs)} synthetic {task} image/mask pairs in {directory.as_posix()}")
-    return directory
-
-
-def _names(names, cap=20):
-    """``a, b, c and N more``: a readable list of at most ``cap`` names."""
-    names = list(names)
-    text = ", ".join(str(name) for name in names[:cap])
-    return text + (f" and {len(names) - cap} more" if len(names) > cap else "")
-
-
-def _values_text(values):
-    """A set of mask values as ``{0, 1, 7}``, shortened when there are more than 12."""
-    values = sorted(int(value) for value in values)
-    if len(values) <= 12:
-        return "{" + ", ".join(map(str, values)) + "}"
-    return "{" + ", ".join(map(str, values[:12])) + f", ...}} ({len(values)} values)"
-
-
-def _folder_files(directory, folder, extensions):
-    """Map stem -> path for the files in ``directory/folder``; refuse files that do not belong.
-
-    Hidden entries (names starting with ".", such as .DS_Store or .ipynb_checkpoints) are ignored.
-    """
-    path = directory / folder
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"{path.as_posix()} is missing: {LAYOUT_HELP}. Create the {folder}/ folder, or "
-            f"generate a synthetic set with make_synthetic_dataset."
-        )
-    files, strangers, lossy = {}, [], []
-    duplicates = []
-    for entry in sorted(path.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        suffix = entry.suffix.lower()
-        if folder == "masks" and suffix in (".jpg", ".jpeg"):
-            lossy.append(f"{folder}/{entry.name}")
-        elif not entry.is_file() or suffix not in extensions:
-            strangers.append(f"{folder}/{entry.name}")
-        elif entry.stem in files:
-            duplicates.append(f"{folder}/{files[entry.stem].name} and {folder}/{entry.name}")
-        else:
-            files[entry.stem] = entry
-    if lossy:
-        raise ValueError(
-            f"JPEG masks found: {_names(lossy)}. Masks must be lossless (PNG): JPEG compression "
-            f"changes pixel values, so class ids get blurred into ids that do not exist. "
-            f"Re-export the masks as PNG from their original source."
-        )
-    if strangers:
-        raise ValueError(
-            f"not an image file in {folder}/: {_names(strangers)}. Move it out of the data set "
-            f"folder; {folder}/ may only hold {', '.join(extensions)} files."
-        )
-    if duplicates:
-        raise ValueError(
-            f"two files share a stem: {_names(duplicates)}. Each image needs exactly one mask "
-            f"with the same stem: remove or rename one of them."
-        )
-    return files
-
-
-def _open_picture(path):
-    """Open and decode an image file with Pillow; None if it cannot be read."""
-    try:
-        with Image.open(path) as picture:
-            picture.load()
-            return picture
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return None
-
-
-def _mask_ids(picture):
-    """2-D integer array of a mask's values, or None if it is a colour mask."""
-    bands = len(picture.getbands())
-    if bands >= 3:  # RGB, RGBA, CMYK...: a gray mask saved in colour has three equal channels
-        rgb = np.asarray(picture.convert("RGB"))
-        if (rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 0] != rgb[..., 2]).any():
-            return None
-        return rgb[..., 0].astype(np.int64)
-    values = np.asarray(picture)  # L, P (palette index = class id), 1, I, I;16, F; LA and PA
-    return (values[..., 0] if bands == 2 else values).astype(np.int64)  # drop the alpha band
-
-
-def _grey_level_fix(found):
-    """The fix for masks whose K distinct values code K classes, as grey levels do."""
-    values = sorted(int(value) for value in found)
-    return (
-        f"The masks hold exactly {len(values)} distinct values, one per class: grey levels, as "
-        f"annotation tools export them. Map them to class ids 0..{len(values) - 1} with "
-        f"load_dataset(..., mask_values={values}) (the k-th value becomes class k: put the "
-        f"background's value first), or renumber the masks."
-    )
-
-
-def _mask_value_error(n_classes, found, bad_values, mixed_files, mask_values=None):
-    """The ValueError for mask values that do not fit ``n_classes`` (or ``mask_values``)."""
-    if mask_values is not None:
-        allowed = f"mask_values={mask_values}"
-        fix = "List the value of every class in mask_values, class 0 first, or fix those masks."
-    elif n_classes == 1:
-        allowed = "binary masks hold only 0 and 1, or only 0 and 255"
-        fix = (
-            "Threshold in-between values (antialiased edges, JPEG) and save as PNG, for example "
-            "Image.fromarray(((mask > 127) * 255).astype(np.uint8)); for K classes pass "
-            "n_classes=K."
-        )
-        if len(found) == 2 and not mixed_files:
-            fix = _grey_level_fix(found)
-    else:
-        allowed = f"allowed 0..{n_classes - 1}"
-        fix = (
-            f"Pass n_classes={max(found) + 1} if there are that many classes, or renumber the "
-            f"masks to class ids 0..{n_classes - 1}."
-        )
-        if len(found) == n_classes:
-            fix = _grey_level_fix(found)
-        if set(found) <= {0, 255}:
-            fix = "These look like 0/255 binary masks: pass n_classes=1. " + fix
-    parts = [f"value {value} in {_names(bad_values[value], 5)}" for value in sorted(bad_values)]
-    if mixed_files:
-        parts.append(f"both 1 and 255 in {_names(mixed_files, 5)}")
-    return ValueError(
-        f"mask values {_values_text(found)} do not fit n_classes={n_classes} ({allowed}): "
-        f"{_names(parts, 8)}. {fix}"
-    )
-
-
-def map_mask_values(mask, values):
-    """Class ids (uint8) of a mask whose classes are coded by other values: ``values[k]`` -> k.
-
-    For masks saved as grey levels, such as ``values=(33, 65, 201, 231)`` for 4 classes.
-    """
-    mask, values = np.asarray(mask), [int(value) for value in values]
-    if len(set(values)) != len(values) or not 1 <= len(values) <= 256:
-        raise ValueError(f"mask_values={values}: give 1 to 256 different values, one per class.")
-    ids, known = np.zeros(mask.shape, np.uint8), np.zeros(mask.shape, bool)
-    for class_id, value in enumerate(values):
-        ids[mask == value] = class_id
-        known |= mask == value
-    if not known.all():
-        raise ValueError(
-            f"mask values {_values_text(np.unique(mask[~known]))} are not in mask_values={values}: "
-            f"list the value of every class, class 0 (the background) first."
-        )
-    return ids
-
-
-def read_image(path):
-    """An image file as a NumPy array at its own size: (H, W) grayscale or (H, W, 3) colour.
-
-    The values are kept as stored (uint8, uint16 or float); alpha and palettes become RGB.
-    """
-    picture = _open_picture(path)
-    if picture is None:
-        raise ValueError(
-            f"cannot read {Path(path).as_posix()}: the file is corrupt, truncated or not an image."
-        )
-    return _picture_array(picture)
-
-
-def _picture_array(picture):
-    """(H, W) or (H, W, 3) array of a decoded Pillow picture, values as stored."""
-    if picture.mode in ("L", "RGB", "F") or picture.mode.startswith("I"):
-        return np.asarray(picture)
-    if picture.mode in ("LA", "La"):
-        return np.asarray(picture.convert("L"))
-    return np.asarray(picture.convert("RGB"))  # RGBA drops alpha; palette, CMYK... become RGB
+# --- Data: loading, tiles, split, pictures (lessons 04-07) ----------------------------------------
 
 
 def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"):
-    """float32 (H, W, C) in [0, 1]: the image scaled between its own low and high percentiles.
-
-    The one normalisation used for training and prediction alike, so a dim image and a bright one
-    look the same to the network. ``channels`` 1 or 3 converts (luminance, or a repeated gray).
-    ``percentiles=None`` keeps absolute brightness instead: integers are divided by their type's
-    maximum (255 for 8 bit, 65535 for 16 bit), for data where brightness itself tells classes apart.
-    ``percentiles="auto"``: percentiles for a grayscale image (microscopy), absolute for colour.
-    ``invert="auto"`` turns a scaled grayscale image whose median is above 0.5 (dark objects on a
-    bright background, as in bright-field pictures) into its negative, so objects are always bright.
-    """
+    """float32 (H, W, C) in [0, 1], scaled between the image's own percentiles (``None``: by
+    its type's maximum; "auto": percentiles for grayscale only). ``channels`` 1 or 3 converts;
+    ``invert="auto"`` makes a grayscale image with a bright background its negative."""
     array = np.asarray(image)
     maximum = np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1.0
     if array.dtype.kind == "i" and array.max(initial=0) <= 65535:
@@ -828,8 +317,8 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"
             f"an image must be (H, W) grayscale or (H, W, C) with 1, 3 or 4 channels; got shape "
             f"{array.shape}. Read files with uh.read_image."
         )
-    if channels not in (None, 1, 3):
-        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB); got {channels!r}.")
+    if channels is not None:
+        support.check_channels(channels)
     if invert not in ("auto", True, False):
         raise ValueError(f'invert must be "auto", True or False; got {invert!r}.')
     array = array[..., :3].astype(np.float32)  # RGBA: drop alpha
@@ -850,171 +339,29 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"
     if not high > low:  # a flat image: nothing to scale
         return np.zeros_like(array)
     scaled = np.clip((array - np.float32(low)) / np.float32(high - low), 0.0, 1.0)
-    if invert is True or (invert == "auto" and gray and _median_above_half(scaled)):
+    if invert is True or (invert == "auto" and gray and np.median(scaled) > 0.5):
         return 1.0 - scaled
     return scaled
 
 
-def _median_above_half(scaled):
-    """True when most pixels of a [0, 1] image are bright: a bright background."""
-    return bool(np.median(scaled) > 0.5)
-
-
 def bright_background(image):
-    """True for a grayscale image of dark objects on a bright background (bright-field).
-
-    The rule ``normalize_image`` uses to invert such images: after scaling between the 1st and
-    99.8th percentiles, the median pixel (the background) is above 0.5. Colour images: False.
-    """
+    """True for a grayscale image of dark objects on a bright background (``normalize_image``'s
+    rule: its median is above 0.5 once scaled). Colour images: False."""
     array = np.asarray(image)
     if array.ndim == 3 and not np.all(array[..., :3] == array[..., :1]):
         return False
-    return _median_above_half(normalize_image(array, invert=False))
-
-
-def _paired_files(directory):
-    """``(image_files, mask_files)``: image stem -> path, checked to pair up one to one.
-
-    A mask pairs with the image of the same stem; ``masks/<stem>_mask.png``, a common naming,
-    pairs with ``images/<stem>.*`` too, unless that would give an image two masks.
-    """
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(
-            f"data set folder {directory.as_posix()} not found: {LAYOUT_HELP}. Check the path, or "
-            f"generate a synthetic set with make_synthetic_dataset or ensure_dataset."
-        )
-    image_files = _folder_files(directory, "images", IMAGE_EXTENSIONS)
-    mask_files = _folder_files(directory, "masks", MASK_EXTENSIONS)
-    for mask_stem in sorted(mask_files):
-        stem = mask_stem.removesuffix("_mask")
-        if stem == mask_stem or mask_stem in image_files or stem not in image_files:
-            continue
-        if stem in mask_files:
-            raise ValueError(
-                f"two masks for images/{image_files[stem].name}: masks/{mask_files[stem].name} "
-                f"and masks/{mask_files[mask_stem].name}. Keep one of them and move the other out."
-            )
-        mask_files[stem] = mask_files.pop(mask_stem)
-    if not image_files:
-        raise ValueError(
-            f"no images in {directory.as_posix()}/images: {LAYOUT_HELP}. Put the images there, "
-            f"or generate a synthetic set with make_synthetic_dataset."
-        )
-    without_mask = [
-        f"images/{image_files[s].name}" for s in sorted(image_files.keys() - mask_files)
-    ]
-    without_image = [f"masks/{mask_files[s].name}" for s in sorted(mask_files.keys() - image_files)]
-    if without_mask or without_image:
-        problems = []
-        if without_mask:
-            problems.append(f"{len(without_mask)} image(s) without a mask: {_names(without_mask)}")
-        if without_image:
-            problems.append(
-                f"{len(without_image)} mask(s) without an image: {_names(without_image)}"
-            )
-        raise ValueError(
-            f"unpaired files in {directory.as_posix()}: {'; '.join(problems)}. Every image needs a "
-            f"mask with the same stem (images/a.jpg <-> masks/a.png or masks/a_mask.png): add the "
-            f"missing files or move the unpaired ones out."
-        )
-    return image_files, mask_files
+    return bool(np.median(normalize_image(array, invert=False)) > 0.5)
 
 
 def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None):
-    """Read ``images/`` and ``masks/`` at full resolution, by stem: ``(images, masks, stems)``.
-
-    images: a list of float32 (H, W, channels) arrays, each normalised by ``normalize_image``;
-    masks: a list of uint8 (H, W, 1) class ids (binary 0/1, also from 0/255 files); stems: sorted.
-    ``mask_values`` (one per class, class 0 first) maps masks coded by other values, such as grey
-    levels, to class ids (``map_mask_values``). Every problem in the folder raises one error that
-    names the files and the fix.
-    """
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB); got {channels!r}.")
-    if not isinstance(n_classes, (int, np.integer)) or not 1 <= n_classes <= 256:
-        raise ValueError(
-            f"n_classes must be 1 for binary masks or K (2..256) for K classes; got {n_classes!r}."
-        )
-    if mask_values is not None:
-        mask_values = [int(value) for value in mask_values]
-        if len(mask_values) != mask_classes(n_classes) or len(set(mask_values)) < len(mask_values):
-            raise ValueError(
-                f"mask_values={mask_values} must list {mask_classes(n_classes)} different values "
-                f"for n_classes={n_classes}: the value of each class in the mask files, class 0 "
-                f"first."
-            )
-    image_files, mask_files = _paired_files(directory)
-    stems = sorted(image_files)
-    images, masks = [], []
-    corrupt, colour_masks, size_mismatches, mixed_files = [], [], [], []
-    found, bad_values = set(), {}
-    for stem in stems:
-        image_name, mask_name = f"images/{image_files[stem].name}", f"masks/{mask_files[stem].name}"
-        image_picture, mask_picture = (
-            _open_picture(image_files[stem]),
-            _open_picture(mask_files[stem]),
-        )
-        corrupt += [
-            name for name, p in ((image_name, image_picture), (mask_name, mask_picture)) if not p
-        ]
-        if image_picture is None or mask_picture is None:
-            continue
-        if image_picture.size != mask_picture.size:
-            (iw, ih), (mw, mh) = image_picture.size, mask_picture.size
-            size_mismatches.append(f"'{stem}' ({image_name} {iw}x{ih}, {mask_name} {mw}x{mh})")
-            continue
-        ids = _mask_ids(mask_picture)
-        if ids is None:
-            colour_masks.append(mask_name)
-            continue
-        values = set(np.unique(ids).tolist())
-        found |= values
-        if mask_values is not None:
-            wrong = values - set(mask_values)
-            ids = ids if wrong else map_mask_values(ids, mask_values)
-        elif n_classes == 1:
-            wrong = values - {0, 1, 255}
-            if {1, 255} <= values:
-                mixed_files.append(mask_name)
-            elif 255 in values:
-                ids = ids // 255
-        else:
-            wrong = {value for value in values if not 0 <= value < n_classes}
-        for value in wrong:
-            bad_values.setdefault(value, []).append(mask_name)
-        if wrong or mixed_files:
-            continue
-        masks.append(ids.astype(np.uint8)[..., None])
-        images.append(normalize_image(_picture_array(image_picture), channels, percentiles))
-    if corrupt:
-        raise ValueError(
-            f"cannot read {_names(corrupt)}: the file is corrupt, truncated or not really an "
-            f"image. Re-export it, or move the image and its mask out of the folder."
-        )
-    if size_mismatches:
-        raise ValueError(
-            f"image and mask sizes differ (width x height) for {_names(size_mismatches, 10)}. "
-            f"A mask must have exactly its image's size: re-export the mask at the image's size."
-        )
-    if colour_masks:
-        raise ValueError(
-            f"colour mask(s) {_names(colour_masks)}: a mask must be ONE channel of class ids "
-            f"(0 background, 1, 2, ...), not an RGB picture. Convert a colour mask by mapping each "
-            f"colour to an id, for example ids = np.zeros(rgb.shape[:2], np.uint8); "
-            f"ids[(rgb == (255, 0, 0)).all(axis=-1)] = 1; then save Image.fromarray(ids) as PNG."
-        )
-    if bad_values or mixed_files:
-        raise _mask_value_error(n_classes, found, bad_values, mixed_files, mask_values)
-    return images, masks, stems
+    """Full-resolution ``(images, masks, stems)``: float32 (H, W, channels) ``normalize_image``d,
+    uint8 (H, W, 1) class ids. ``mask_values``: each class's value in the files, class 0 first."""
+    support.check_channels(channels)
+    pictures, masks, stems = support.read_pairs(directory, n_classes, mask_values)
+    return [normalize_image(p, channels, percentiles) for p in pictures], masks, stems
 
 
-def image_files(directory):
-    """``{stem: path}`` of the image files ``load_images`` reads, to open them raw (any format)."""
-    return _paired_files(directory)[0]
-
-
-def pad_to_at_least(array, size):
+def _pad_to_at_least(array, size):
     """Reflect-pad the first two axes at the bottom and right up to ``size``; larger stays as is."""
     array = np.asarray(array)
     extra = [(0, max(size - length, 0)) for length in array.shape[:2]]
@@ -1023,7 +370,7 @@ def pad_to_at_least(array, size):
     return np.pad(array, extra + [(0, 0)] * (array.ndim - 2), mode="reflect")
 
 
-def tile_starts(length, tile_size, stride):
+def _tile_starts(length, tile_size, stride):
     """Start offsets of ``tile_size`` tiles that cover ``length``, the last flush with the end."""
     if length <= tile_size:
         return [0]
@@ -1032,32 +379,18 @@ def tile_starts(length, tile_size, stride):
 
 
 def cut_tiles(array, tile_size):
-    """Tiles (n, tile_size, tile_size, ...) that cover a 2-D array: no resizing, no gaps.
-
-    Smaller arrays are reflect-padded; the last row and column of tiles overlap their neighbours.
-    """
-    array = pad_to_at_least(array, tile_size)
-    return np.stack(
-        [
-            array[top : top + tile_size, left : left + tile_size]
-            for top in tile_starts(array.shape[0], tile_size, tile_size)
-            for left in tile_starts(array.shape[1], tile_size, tile_size)
-        ]
-    )
+    """``tile_size`` tiles (n, tile_size, tile_size, ...) that cover a 2-D array, no resizing
+    (small arrays are reflect-padded; the last tiles overlap their neighbours)."""
+    array = _pad_to_at_least(array, tile_size)
+    tops, lefts = (_tile_starts(length, tile_size, tile_size) for length in array.shape[:2])
+    return np.stack([array[t : t + tile_size, s : s + tile_size] for t in tops for s in lefts])
 
 
 def load_dataset(
     directory, image_size=128, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None
 ):
-    """Load a folder as training arrays at full resolution: ``(images, masks, stems)``.
-
-    Each image is normalised (``normalize_image`` with ``percentiles``) and cut into
-    ``image_size`` tiles (``cut_tiles``): never resized, so large images keep their detail and
-    small ones are padded.
-    images: float32 (N, image_size, image_size, channels); masks: uint8 (N, image_size,
-    image_size, 1) class ids; stems: the file stem of each tile, for ``split_dataset(groups=...)``.
-    ``mask_values``: the value of each class in the mask files, class 0 first (``load_images``).
-    """
+    """``load_images`` cut into ``image_size`` tiles (``cut_tiles``): ``(images, masks, stems)``,
+    stems naming the file of each tile, for ``split_dataset(groups=...)``."""
     full_images, full_masks, file_stems = load_images(
         directory, n_classes, channels, percentiles, mask_values
     )
@@ -1086,14 +419,8 @@ def class_pixel_fractions(masks, n_classes):
 def split_dataset(
     images, masks, validation_fraction=0.15, test_fraction=0.15, seed=0, groups=None, strata=None
 ):
-    """Seeded shuffle into a dict of "train", "validation", "test": ``(images, masks)`` tuples.
-
-    ``groups`` (one label per image, such as the stems ``load_dataset`` returns for its tiles)
-    keeps every group in one split, so tiles of one picture never end up in training and test.
-    ``strata`` (one label per image, such as ``bright_background``) splits each kind on its own, so
-    a rare kind of image is trained on, validated and tested (a kind with fewer than 3 groups:
-    trained on only). Arrays are indexed as arrays; lists come back as lists.
-    """
+    """Seeded split into {"train", "validation", "test": (images, masks)}. ``groups`` keep tiles of
+    one picture in one split; ``strata`` split each kind on its own (under 3 groups: train)."""
     count = len(images)
     if len(masks) != count:
         raise ValueError(f"got {count} images but {len(masks)} masks: they must pair up.")
@@ -1102,19 +429,16 @@ def split_dataset(
             raise ValueError(f"{name}_fraction must be between 0 and 1; got {fraction!r}.")
     if validation_fraction + test_fraction >= 1:
         raise ValueError("validation_fraction + test_fraction must leave images for training.")
-    if groups is None:
-        groups = np.arange(count)
-    if len(groups) != count:
-        raise ValueError(f"got {len(groups)} groups for {count} images: give one per image.")
+    groups = np.arange(count) if groups is None else groups
+    strata = np.zeros(count, int) if strata is None else strata
+    for name, labels in (("groups", groups), ("strata", strata)):
+        if len(labels) != count:
+            raise ValueError(f"got {len(labels)} {name} for {count} images: give one per image.")
     names, group_of = np.unique(np.asarray(groups), return_inverse=True)
     if len(names) < 3:
         raise ValueError(
             f"need at least 3 images to split into train, validation and test; got {len(names)}."
         )
-    if strata is None:
-        strata = np.zeros(count, int)
-    if len(strata) != count:
-        raise ValueError(f"got {len(strata)} strata for {count} images: give one per image.")
     group_stratum = np.zeros(len(names), int)
     group_stratum[group_of] = np.unique(np.asarray(strata), return_inverse=True)[1]
     rng = np.random.default_rng(seed)
@@ -1140,7 +464,7 @@ def split_dataset(
 
 
 #: Class colours: background black, then distinct colours (binary foreground is white).
-PALETTE = np.array(
+_PALETTE = np.array(
     [
         (0.0, 0.0, 0.0),
         (0.90, 0.30, 0.20),
@@ -1155,22 +479,19 @@ PALETTE = np.array(
     ]
 )
 #: Colour of the binary foreground in overlays (white would vanish on bright images).
-BINARY_OVERLAY_COLOUR = np.array((1.0, 0.85, 0.0))
+_BINARY_OVERLAY_COLOUR = np.array((1.0, 0.85, 0.0))
 
 
 def _palette(n_classes):
-    """(max(n_classes, 2), 3) colours: white foreground for binary, PALETTE (cycled) otherwise."""
+    """(max(n_classes, 2), 3) colours: white foreground for binary, _PALETTE (cycled) otherwise."""
     if n_classes == 1:
         return np.array([(0.0, 0.0, 0.0), (1.0, 1.0, 1.0)])
-    return np.array([PALETTE[0]] + [PALETTE[1 + i % 9] for i in range(n_classes - 1)])
+    return np.array([_PALETTE[0]] + [_PALETTE[1 + i % 9] for i in range(n_classes - 1)])
 
 
 def colorize_mask(mask, n_classes):
-    """RGB float (H, W, 3) picture of a class-id mask, with a fixed colour per class.
-
-    Not ``skimage.color.label2rgb``: it colours the labels present in order, so a class missing
-    from one image would change the colours of the others.
-    """
+    """RGB float (H, W, 3) of a class-id mask, a fixed colour per class (``label2rgb`` colours
+    the labels present in order, so a missing class would shift the colours)."""
     mask = np.asarray(mask)
     if mask.ndim == 3:
         mask = mask[..., 0]
@@ -1184,16 +505,14 @@ def _overlay(image, mask, n_classes, alpha=0.45):
     rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
     colours = colorize_mask(mask, n_classes)
     if n_classes == 1:
-        colours = np.where(colours > 0, BINARY_OVERLAY_COLOUR, 0.0)
+        colours = np.where(colours > 0, _BINARY_OVERLAY_COLOUR, 0.0)
     painted = (mask > 0)[..., None]
     return np.clip(np.where(painted, (1 - alpha) * rgb + alpha * colours, rgb), 0.0, 1.0)
 
 
 def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_names=None):
-    """Figure with one row per example: image, true mask, (prediction, errors), overlay.
-
-    ``predictions`` may be model outputs (probabilities) or class ids. Returns the figure.
-    """
+    """One row per example: image, true mask, (prediction, errors), overlay; returns the figure.
+    ``predictions`` may be probabilities or class ids."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
@@ -1235,8 +554,7 @@ def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_n
         panels.append(_overlay(image, truth, n_classes))
         for column, (axis, panel) in enumerate(zip(axes[row], panels, strict=False)):
             axis.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=1)
-            axis.set_xticks([])
-            axis.set_yticks([])
+            axis.set(xticks=[], yticks=[])
             if row == 0:
                 axis.set_title(titles[column], fontsize=8)
             elif predictions is not None and column == 2:
@@ -1257,9 +575,7 @@ def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_n
     return figure
 
 
-# --------------------------------------------------------------------------------------------------
-# Metrics: confusion matrix, IoU and Dice, Keras training metrics, Dice loss, plots (lessons 04-06)
-# --------------------------------------------------------------------------------------------------
+# --- Metrics: confusion matrix, IoU, Dice, training metrics and losses, plots (lessons 04-06) -----
 
 
 def _check_label_masks(y_true, y_pred):
@@ -1294,13 +610,9 @@ def _check_label_masks(y_true, y_pred):
 
 
 def confusion_matrix(y_true, y_pred, n_labels):
-    """Pixel counts ``(n_labels, n_labels)``, int64: rows = true class, columns = predicted.
-
-    The same counts as ``sklearn.metrics.confusion_matrix`` (lesson 05 checks that they agree),
-    about 100 times faster on a million pixels (one ``np.bincount``), and it refuses labels
-    outside 0..n_labels-1, which scikit-learn, given ``labels``, silently leaves out.
-    """
-    check_whole_number("n_labels", n_labels)
+    """Pixel counts int64 ``(n_labels, n_labels)``, rows true, columns predicted: scikit-learn's
+    counts (lesson 05 checks), ~100x faster, and labels outside 0..n_labels-1 are refused."""
+    support.check_whole_number("n_labels", n_labels)
     y_true, y_pred = _check_label_masks(y_true, y_pred)
     for name, mask in (("y_true", y_true), ("y_pred", y_pred)):
         if mask.size and (mask.min() < 0 or mask.max() >= n_labels):
@@ -1334,12 +646,7 @@ def _ratio_or_nan(numerator, denominator):
 
 
 def per_class_iou(y_true, y_pred, n_labels):
-    """IoU = TP / (TP + FP + FN) per class, float64 ``(n_labels,)``.
-
-    A class absent from both truth and prediction gets NaN (undefined). All-background masks
-    predicted as all background give background IoU 1 and NaN for every other class; only masks
-    without any pixel (size 0) give all NaN.
-    """
+    """IoU = TP / (TP + FP + FN) per class, float64; NaN for a class absent from both masks."""
     matrix = confusion_matrix(y_true, y_pred, n_labels)
     true_positives = np.diag(matrix)
     union = matrix.sum(axis=0) + matrix.sum(axis=1) - true_positives
@@ -1361,11 +668,8 @@ def _nanmean_or_nan(values):
 
 
 def mean_iou(y_true, y_pred, n_labels, include_background=True):
-    """Mean of ``per_class_iou`` over the classes where it is defined (NaN if none is).
-
-    ``include_background=False`` leaves out class 0. Classes absent from both masks are skipped,
-    the same rule as ``keras.metrics.MeanIoU``.
-    """
+    """Mean of ``per_class_iou`` over the classes where it is defined, as ``keras.metrics.MeanIoU``
+    (``include_background=False`` leaves out class 0)."""
     iou = per_class_iou(y_true, y_pred, n_labels)
     if not include_background:
         if n_labels == 1:
@@ -1388,13 +692,8 @@ def per_image_iou(y_true, y_pred, class_id=1):
 
 
 def iou_table(y_true, y_pred, n_labels, class_names=None):
-    """A printable table: IoU, Dice and share of true pixels per class, then their means.
-
-    Values are rounded to 3 decimals; undefined values (class absent from both masks) show "n/a".
-    """
-    if class_names is None:
-        class_names = [str(index) for index in range(n_labels)]
-    class_names = [str(name) for name in class_names]
+    """Printable table: IoU, Dice, share of true pixels per class, then means ("n/a": undefined)."""
+    class_names = [str(name) for name in (range(n_labels) if class_names is None else class_names)]
     if len(class_names) != n_labels:
         raise ValueError(f"got {len(class_names)} class_names for n_labels={n_labels}.")
     matrix = confusion_matrix(y_true, y_pred, n_labels)
@@ -1415,11 +714,7 @@ def iou_table(y_true, y_pred, n_labels, class_names=None):
 
 
 def segmentation_metrics(n_classes):
-    """The Keras metrics the training lessons compile with, decided by ``n_classes``.
-
-    Binary (1 channel): accuracy and foreground IoU at threshold 0.5. K channels: accuracy and mean
-    IoU over the K classes (sparse masks, softmax predictions argmax-ed by the metric).
-    """
+    """Keras metrics for ``n_classes``: accuracy and foreground IoU (1 channel) or mean IoU (K)."""
     mask_classes(n_classes)  # validates n_classes
     if n_classes == 1:
         return [
@@ -1432,71 +727,10 @@ def segmentation_metrics(n_classes):
     ]
 
 
-def _count_confusion(metric, y_true, y_pred, sample_weight=None):
-    """Add a batch to ``metric.total_cm`` (rows true, columns predicted), as Keras' IoU metrics do.
-
-    Counted as a product of one-hot matrices, which every backend runs fast and can compile.
-    Keras 3.15.1 counts with ``ops.scatter``, which on PyTorch is a Python loop over the pixels
-    (``keras/src/backend/torch/core.py``): most of a PyTorch training step went there.
-    """
-    if metric.ignore_class is not None:
-        raise ValueError("ignore_class is not supported here: use the keras.metrics class.")
-    n_labels = metric.num_classes
-    y_true = keras.ops.reshape(keras.ops.convert_to_tensor(y_true, metric.dtype), (-1,))
-    y_pred = keras.ops.reshape(keras.ops.convert_to_tensor(y_pred, metric.dtype), (-1,))
-    weights = 1 if sample_weight is None else keras.ops.convert_to_tensor(sample_weight)
-    weights = keras.ops.cast(weights, metric.dtype)  # int64 in Keras 3.15: weights are truncated
-    if len(weights.shape) > 1:
-        weights = keras.ops.reshape(weights, (-1,))
-    weights = keras.ops.broadcast_to(weights, keras.ops.shape(y_true))
-    inside = keras.ops.logical_and(  # labels outside 0..n_labels-1 are not counted, as in Keras
-        keras.ops.logical_and(y_true >= 0, y_true < n_labels),
-        keras.ops.logical_and(y_pred >= 0, y_pred < n_labels),
-    )
-    true_ids = keras.ops.cast(keras.ops.where(inside, y_true, 0), "int32")
-    predicted_ids = keras.ops.cast(keras.ops.where(inside, y_pred, 0), "int32")
-    weights = keras.ops.cast(keras.ops.where(inside, weights, 0), "float32")
-    true_hot = keras.ops.one_hot(true_ids, n_labels, dtype="float32") * weights[:, None]
-    predicted_hot = keras.ops.one_hot(predicted_ids, n_labels, dtype="float32")
-    batch_matrix = keras.ops.matmul(keras.ops.transpose(true_hot), predicted_hot)
-    return metric.total_cm.assign(
-        metric.total_cm + keras.ops.cast(batch_matrix, metric.total_cm.dtype)
-    )
-
-
-@keras.saving.register_keras_serializable(package="unet_helpers")
-class BinaryIoU(keras.metrics.BinaryIoU):
-    """``keras.metrics.BinaryIoU``, with its pixels counted by ``_count_confusion``: the same
-    numbers, and fast on PyTorch too."""
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        """Threshold the probabilities, then count the batch."""
-        y_pred = keras.ops.convert_to_tensor(y_pred)
-        y_pred = keras.ops.cast(y_pred >= self.threshold, self.dtype)
-        return _count_confusion(self, y_true, y_pred, sample_weight)
-
-
-@keras.saving.register_keras_serializable(package="unet_helpers")
-class MeanIoU(keras.metrics.MeanIoU):
-    """``keras.metrics.MeanIoU``, with its pixels counted by ``_count_confusion``: the same
-    numbers, and fast on PyTorch too."""
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        """Take the class ids (argmax of probabilities where needed), then count the batch."""
-        if not self.sparse_y_true:
-            y_true = keras.ops.argmax(y_true, axis=self.axis)
-        if not self.sparse_y_pred:
-            y_pred = keras.ops.argmax(y_pred, axis=self.axis)
-        return _count_confusion(self, y_true, y_pred, sample_weight)
-
-
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class DiceLoss(keras.losses.Loss):
-    """Soft Dice loss: 1 - mean over classes of soft Dice, summed over the whole batch.
-
-    y_true holds class ids (N, H, W, 1); y_pred is the model output, sigmoid (N, H, W, 1) or softmax
-    (N, H, W, K). ``cross_entropy=True`` adds the matching cross-entropy (mean over pixels).
-    """
+    """Soft Dice loss: 1 - mean over classes of Dice, summed over the batch; ``cross_entropy=True``
+    adds the matching cross-entropy. y_true: class ids; y_pred: sigmoid or softmax output."""
 
     def __init__(self, n_classes, cross_entropy=False, smooth=1.0, name=None, **kwargs):
         mask_classes(n_classes)  # validates n_classes
@@ -1521,8 +755,7 @@ class DiceLoss(keras.losses.Loss):
             probabilities = keras.ops.concatenate([1.0 - y_pred, y_pred], axis=-1)
         else:
             probabilities = y_pred
-        labels = mask_classes(self.n_classes)
-        one_hot = keras.ops.one_hot(y_true, labels, dtype=probabilities.dtype)
+        one_hot = keras.ops.one_hot(y_true, mask_classes(self.n_classes), dtype=probabilities.dtype)
         pixel_axes = tuple(range(len(probabilities.shape) - 1))
         intersection = keras.ops.sum(one_hot * probabilities, axis=pixel_axes)
         total = keras.ops.sum(one_hot, axis=pixel_axes) + keras.ops.sum(
@@ -1535,17 +768,13 @@ class DiceLoss(keras.losses.Loss):
                 y_true_channel = keras.ops.cast(keras.ops.expand_dims(y_true, -1), y_pred.dtype)
                 pixel_loss = keras.losses.binary_crossentropy(y_true_channel, y_pred)
             else:
-                pixel_loss = sparse_categorical_crossentropy(y_true, y_pred)
+                pixel_loss = support.sparse_categorical_crossentropy(y_true, y_pred)
             loss = loss + keras.ops.mean(pixel_loss)
         return loss
 
-    def get_config(self):
-        """Constructor arguments, so a model compiled with this loss can be saved and loaded."""
-        config = super().get_config()
-        config.update(
-            n_classes=self.n_classes, cross_entropy=self.cross_entropy, smooth=self.smooth
-        )
-        return config
+    def get_config(self):  # so that a model compiled with this loss can be saved and loaded
+        own = dict(n_classes=self.n_classes, cross_entropy=self.cross_entropy, smooth=self.smooth)
+        return {**super().get_config(), **own}
 
 
 def dice_loss(n_classes, smooth=1.0):
@@ -1559,26 +788,19 @@ def dice_cross_entropy_loss(n_classes, smooth=1.0):
 
 
 def class_frequency_weights(masks, n_classes):
-    """Median-frequency balancing weight per mask class, float64, rescaled so the mean pixel is 1.
-
-    weight(c) = median frequency / frequency(c), over classes present; absent classes get 0.
-    """
+    """Median-frequency weight per class (0 if absent), scaled so the mean pixel weighs 1."""
     if np.size(masks) == 0:
         raise ValueError("masks are empty: there are no pixels to count.")
     frequency = class_pixel_fractions(masks, n_classes)
     present = frequency > 0
     weights = np.zeros(len(frequency))
     weights[present] = np.median(frequency[present]) / frequency[present]
-    # Rescale so that the mean weight over all pixels is 1 and the loss keeps its usual size.
     return weights / np.sum(weights * frequency)
 
 
 def pixel_weights(masks, n_classes):
-    """Per-pixel weights float32 ``(N, H, W)`` from ``class_frequency_weights``, mean 1.
-
-    For ``model.fit(x, masks, sample_weight=pixel_weights(masks, n_classes))``: rare classes count
-    more in the loss. Masks may be (N, H, W, 1) or (N, H, W).
-    """
+    """float32 (N, H, W) weights of each pixel's class (``class_frequency_weights``), mean 1,
+    for ``model.fit(..., sample_weight=...)``."""
     masks = np.asarray(masks)
     weights = class_frequency_weights(masks, n_classes)
     if masks.ndim == 4 and masks.shape[-1] == 1:
@@ -1587,10 +809,7 @@ def pixel_weights(masks, n_classes):
 
 
 def plot_history(history, metrics=None):
-    """One panel per metric (loss, accuracy, iou, ...): training and validation curves per epoch.
-
-    ``history`` is what ``model.fit`` returns (or its ``.history`` dict); returns the figure.
-    """
+    """One panel per metric, training and validation per epoch, from ``model.fit``'s history."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -1606,20 +825,28 @@ def plot_history(history, metrics=None):
         ax.plot(epochs, values[name], "o-", label="training")
         if f"val_{name}" in values:
             ax.plot(epochs, values[f"val_{name}"], "o-", label="validation")
-        ax.set_title(name)
-        ax.set_xlabel("epoch")
+        ax.set(title=name, xlabel="epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
     fig.tight_layout()
     return fig
 
 
-def plot_confusion_matrix(matrix, class_names=None, normalize=True):
-    """Draw a confusion matrix (rows true, columns predicted) with scikit-learn's display.
+def peak_memory_bytes():
+    """Peak resident memory of this process in bytes, or None where it cannot be read (Windows)."""
+    import sys
 
-    Cells show row percentages (``normalize=False``: pixel counts); a class with no true pixels
-    shows n/a rather than scikit-learn's nan. Returns the figure.
-    """
+    if sys.platform == "win32":
+        return None
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux, bytes on macOS
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def plot_confusion_matrix(matrix, class_names=None, normalize=True):
+    """Confusion matrix figure (scikit-learn's display): row percentages, or counts with
+    ``normalize=False``; a class with no true pixels shows n/a."""
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
 
@@ -1642,27 +869,20 @@ def plot_confusion_matrix(matrix, class_names=None, normalize=True):
         label = text.get_text()
         text.set_text("n/a" if label == "nan" else label + ("%" if normalize else ""))
         text.set_fontsize(8)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title("% of each true class" if normalize else "pixel counts")
+    title = "% of each true class" if normalize else "pixel counts"
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
     fig.tight_layout()
     return fig
 
 
-# --------------------------------------------------------------------------------------------------
-# Real images at full resolution: patches, augmentation, tiled prediction, counting (lesson 07)
-# --------------------------------------------------------------------------------------------------
+# --- Real images at full resolution: patches, augmentation, tiled prediction (lesson 07) ----------
 
 
 def augmentation(rotation=True, seed=None):
-    """Keras layers that mirror, flip and rotate an image and its mask with the same random draws.
-
-    Call it on ``{"images": x, "segmentation_masks": y}``: Keras transforms the masks with
-    nearest-neighbour interpolation, so they keep exactly their class ids.
-    """
-    # Two flips, each with its own draw: Keras' RandomFlip("horizontal_and_vertical") draws one
-    # coin per image for both axes (identity or a 180-degree turn, never a mirror image). Each
-    # layer gets its own seed: layers with one seed draw the same numbers in lockstep.
+    """Flips and a rotation applied alike to ``{"images": x, "segmentation_masks": y}`` (masks
+    nearest-neighbour, so class ids stay exact)."""
+    # Two flips: RandomFlip("horizontal_and_vertical") flips both axes or neither (never a mirror).
+    # A seed per layer: layers sharing one seed draw the same numbers in lockstep.
     seeds = [None] * 3 if seed is None else [seed, seed + 1, seed + 2]
     steps = [
         layers.RandomFlip("horizontal", seed=seeds[0]),
@@ -1674,12 +894,8 @@ def augmentation(rotation=True, seed=None):
 
 
 def augmentation_outcomes(augment, count=400, size=64):
-    """``(mirrored, angles)`` of ``count`` draws of ``augment``: is each a mirror image, its turn.
-
-    Moves a mask of three numbered dots (an asymmetric picture) and fits the 2x2 map from the
-    dots' old to new positions: a negative determinant is a mirror image, the rest a rotation
-    whose angle (degrees, -180 to 180) is returned.
-    """
+    """``(mirrored, angles)`` of ``count`` draws of ``augment``, read from three numbered dots:
+    a negative determinant of their 2x2 map is a mirror image, its turn the angle."""
     from scipy import ndimage
 
     center = (size - 1) / 2
@@ -1695,50 +911,16 @@ def augmentation_outcomes(augment, count=400, size=64):
     for picture in moved:
         found = np.array(ndimage.center_of_mass(picture > 0, picture, [1, 2, 3])) - center
         linear = np.linalg.lstsq(dots, found, rcond=None)[0].T  # found = dots @ linear.T
-        if np.linalg.det(linear) < 0:
+        mirrored.append(bool(np.linalg.det(linear) < 0))
+        if mirrored[-1]:
             linear = linear @ np.diag([1.0, -1.0])  # undo a mirror (columns) to read the turn
-            mirrored.append(True)
-        else:
-            mirrored.append(False)
         angles.append(np.degrees(np.arctan2(linear[1, 0], linear[0, 0])))
     return np.array(mirrored), np.array(angles)
 
 
-@keras.saving.register_keras_serializable(package="unet_helpers")
-class RandomRotation(layers.RandomRotation):
-    """``keras.layers.RandomRotation`` that turns the mask exactly as it turned the image.
-
-    On PyTorch, Keras 3.15.1's ``affine_transform`` (``keras/src/backend/torch/image.py``) swaps
-    entries of the rotation matrix in place, so the stock layer turned the mask another way. Each
-    transform here gets its own copy of the matrix; on TensorFlow and JAX nothing changes.
-    """
-
-    def transform_images(self, images, transformation, training=True):
-        """Rotate images with a copy of the drawn matrix."""
-        return super().transform_images(images, _own_matrix(transformation), training)
-
-    def transform_segmentation_masks(self, segmentation_masks, transformation, training=True):
-        """Rotate masks (nearest neighbour) with a copy of the same matrix."""
-        return super().transform_segmentation_masks(
-            segmentation_masks, _own_matrix(transformation), training
-        )
-
-
-def _own_matrix(transformation):
-    """A transformation whose rotation matrix nothing else shares."""
-    if transformation is None:
-        return None
-    return dict(transformation, rotation_matrix=keras.ops.copy(transformation["rotation_matrix"]))
-
-
 class PatchDataset(keras.utils.PyDataset):
-    """Random ``patch_size`` crops of full-resolution images and masks, augmented, in batches.
-
-    An epoch is ``patches_per_epoch`` patches, drawn with a seed, each from an image picked at
-    random: every image counts the same, however large, so a few big pictures cannot crowd out
-    the kinds of image that come in small files (``weights``, one per image, changes the odds).
-    Nothing is resized; images smaller than a patch are reflect-padded. Pass it to ``model.fit``.
-    """
+    """Seeded random ``patch_size`` crops, augmented, in batches, for ``model.fit``: each image is
+    picked alike (or by ``weights``), however large; nothing resized, small images padded."""
 
     def __init__(
         self,
@@ -1759,8 +941,8 @@ class PatchDataset(keras.utils.PyDataset):
         if weights.shape != (len(images),) or not (weights >= 0).all() or not weights.sum() > 0:
             raise ValueError(f"weights: one non-negative number per image ({len(images)}).")
         self.weights = weights / weights.sum()
-        self.images = [pad_to_at_least(image, patch_size) for image in images]
-        self.masks = [pad_to_at_least(mask, patch_size) for mask in masks]
+        self.images = [_pad_to_at_least(image, patch_size) for image in images]
+        self.masks = [_pad_to_at_least(mask, patch_size) for mask in masks]
         self.patch_size = int(patch_size)
         self.batch_size = int(batch_size)
         self.patches_per_epoch = int(patches_per_epoch)
@@ -1768,8 +950,7 @@ class PatchDataset(keras.utils.PyDataset):
         self.epoch = 0
         self.augmentation = augmentation(seed=seed) if augment else None
 
-    def __len__(self):
-        """Batches per epoch."""
+    def __len__(self):  # batches per epoch
         return -(-self.patches_per_epoch // self.batch_size)
 
     def __getitem__(self, index):
@@ -1792,8 +973,7 @@ class PatchDataset(keras.utils.PyDataset):
             masks = keras.ops.convert_to_numpy(out["segmentation_masks"])
         return images, np.rint(masks).astype(np.uint8)
 
-    def on_epoch_end(self):
-        """A new epoch draws new patches."""
+    def on_epoch_end(self):  # a new epoch draws new patches
         self.epoch += 1
 
 
@@ -1804,13 +984,8 @@ def blending_window(tile_size):
 
 
 def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, percentiles=(1.0, 99.8)):
-    """(H, W, K) probabilities for a whole image of any size, K the model's output channels.
-
-    The image gets the training normalisation (``normalize_image``: pass the ``percentiles`` used
-    for training), is reflect-padded, and is
-    predicted in overlapping tiles whose outputs are blended with ``blending_window``: no seams.
-    Tiles go through the model ``batch_size`` at a time, so memory stays bounded.
-    """
+    """(H, W, K) probabilities of a whole image of any size: ``normalize_image``, then
+    overlapping tiles, ``batch_size`` at a time, blended by ``blending_window``: no seams."""
     _, model_height, model_width, channels = model.input_shape
     if tile_size is None:
         if model_height is None or model_height != model_width:
@@ -1825,14 +1000,11 @@ def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, perce
     stride = max(1, tile_size - int(round(tile_size * overlap)))
     margin = (tile_size - stride) // 2  # the image's edge gets the centre of some tile
     padded = np.pad(normalized, [(margin, margin), (margin, margin), (0, 0)], mode="reflect")
-    padded = pad_to_at_least(padded, tile_size)
-    positions = [
-        (top, left)
-        for top in tile_starts(padded.shape[0], tile_size, stride)
-        for left in tile_starts(padded.shape[1], tile_size, stride)
-    ]
+    padded = _pad_to_at_least(padded, tile_size)
+    tops, lefts = (_tile_starts(length, tile_size, stride) for length in padded.shape[:2])
+    positions = [(top, left) for top in tops for left in lefts]
     window = blending_window(tile_size)[..., None]
-    total = np.zeros(padded.shape[:2] + (output_classes(model),), np.float32)
+    total = np.zeros(padded.shape[:2] + (int(model.output_shape[-1]),), np.float32)
     weight = np.zeros(padded.shape[:2] + (1,), np.float32)
     for start in range(0, len(positions), batch_size):
         batch = positions[start : start + batch_size]
@@ -1855,18 +1027,12 @@ def pooled_iou(masks, predictions, class_id=1):
 
 
 class FullImageValidation(keras.callbacks.Callback):
-    """After each epoch, predict the validation images whole (``predict_tiled``) and log their IoU.
-
-    Logs ``val_iou`` at threshold 0.5: the foreground IoU pooled over the images (binary), or of
-    the classes ``class_ids`` merged into one (for example nucleus interior and boundary). Put it
-    before any callback that monitors ``val_iou``. At most ``max_pixels`` of validation images are
-    predicted, so the check costs the same on a folder of any size.
-    """
+    """Logs ``val_iou`` after each epoch: whole validation images (``predict_tiled``), classes
+    ``class_ids`` merged, at most ``max_pixels``. Put it before callbacks that watch ``val_iou``."""
 
     def __init__(self, images, masks, class_ids=(1,), max_pixels=2_000_000, seed=0):
         super().__init__()
-        # A bounded cost on any folder: whole images, picked at random with the seed, until
-        # max_pixels are reached (2 million: about a fifth of a default lesson-07 epoch's work).
+        # Whole images in seeded random order until max_pixels (about 1/5 of a lesson-07 epoch).
         order = np.random.default_rng(seed).permutation(len(images))
         chosen, total = [], 0
         for index in order:
@@ -1881,23 +1047,16 @@ class FullImageValidation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         """Add ``val_iou`` to the epoch's logs (and so to the history and the printed line)."""
-        predictions = [  # overlap 0.25: a quarter of the tiles of 0.5, for a quick check
-            np.isin(
-                predicted_classes(predict_tiled(self.model, image, overlap=0.25)), self.class_ids
-            )
-            for image in self.images
-        ]
+        # overlap 0.25: a quarter of the tiles of 0.5, for a quick check
+        outputs = [predict_tiled(self.model, image, overlap=0.25) for image in self.images]
+        predictions = [np.isin(predicted_classes(output), self.class_ids) for output in outputs]
         truths = [np.isin(mask, self.class_ids) for mask in self.masks]
         if logs is not None:
             logs["val_iou"] = pooled_iou(truths, predictions, class_id=True)
 
 
 def count_objects(mask, min_size=0):
-    """``(labels, count)``: connected foreground regions of a 2-D mask, numbered 1..count.
-
-    ``skimage.measure.label`` with 8-connectivity, after ``skimage.morphology.remove_small_objects``
-    drops the regions smaller than ``min_size`` pixels (specks of noise).
-    """
+    """``(labels, count)`` of 8-connected foreground regions, those under ``min_size`` dropped."""
     from skimage import measure, morphology
 
     foreground = np.asarray(mask) > 0
@@ -1911,11 +1070,8 @@ def count_objects(mask, min_size=0):
 
 
 def split_touching(mask, min_distance=4, min_size=0):
-    """``(labels, count)`` like ``count_objects``, with touching round objects cut apart.
-
-    A seeded watershed: seeds at the peaks of the distance to the background, each at least
-    ``min_distance`` pixels apart (``scikit-image``'s ``peak_local_max`` and ``watershed``).
-    """
+    """``(labels, count)`` like ``count_objects``, touching round objects cut apart by a watershed
+    seeded at distance peaks ``min_distance`` apart."""
     from scipy import ndimage
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
@@ -1932,11 +1088,8 @@ def split_touching(mask, min_distance=4, min_size=0):
 
 
 def interior_boundary_mask(labels):
-    """3-class mask uint8 from instance labels: 0 background, 1 nucleus interior, 2 its boundary.
-
-    The boundary is each object's outermost ring of pixels (``find_boundaries``, mode "inner"), so
-    touching objects are separated by class 2, the trick of the best 2018 Data Science Bowl entries.
-    """
+    """uint8 mask of instance labels: 0 background, 1 interior, 2 each object's inner boundary,
+    so touching objects are kept apart (the best 2018 Data Science Bowl entries)."""
     from skimage.segmentation import find_boundaries
 
     labels = np.asarray(labels)
@@ -1945,66 +1098,47 @@ def interior_boundary_mask(labels):
     return mask
 
 
-# --------------------------------------------------------------------------------------------------
-# From pixels to objects (lesson 08): matching objects and scoring them
-# --------------------------------------------------------------------------------------------------
+# --- From pixels to objects: matching, scoring, instances, export (lesson 08) ---------------------
 
 #: IoU thresholds of the 2018 Data Science Bowl score: 0.50, 0.55, ..., 0.95.
 DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2).tolist())
 #: What became of a true object (``object_errors``), in this order of codes 1..4.
-ERROR_KINDS = ("found", "merged", "split", "missed")
+_ERROR_KINDS = ("found", "merged", "split", "missed")
 
 
-def object_overlaps(true_labels, predicted_labels):
-    """Pixels shared by every true object (rows) and predicted object (columns), and their areas.
-
-    Returns ``(intersection, true_areas, predicted_areas)``; ids are taken in increasing order.
-    """
+def _object_overlaps(true_labels, predicted_labels):
+    """``(intersection, true_areas, predicted_areas)``: pixels shared by each true (rows) and
+    predicted object (columns), ids in increasing order."""
+    from skimage.metrics import contingency_table
     from skimage.segmentation import relabel_sequential
 
     true = relabel_sequential(np.asarray(true_labels, np.int64).squeeze())[0]
     predicted = relabel_sequential(np.asarray(predicted_labels, np.int64).squeeze())[0]
     if true.shape != predicted.shape:
         raise ValueError(f"label images differ in shape: {true.shape} and {predicted.shape}.")
-    columns = int(predicted.max()) + 1
-    size = (int(true.max()) + 1) * columns
-    pairs = np.bincount(true.ravel() * columns + predicted.ravel(), minlength=size)
-    pairs = pairs.reshape(-1, columns)
+    pairs = contingency_table(true, predicted).toarray().astype(np.int64)  # [true id, predicted id]
     return pairs[1:, 1:], pairs[1:].sum(axis=1), pairs[:, 1:].sum(axis=0)
 
 
 def object_iou(true_labels, predicted_labels):
     """IoU of every true object (rows) with every predicted object (columns), float64."""
-    intersection, true_areas, predicted_areas = object_overlaps(true_labels, predicted_labels)
+    intersection, true_areas, predicted_areas = _object_overlaps(true_labels, predicted_labels)
     return intersection / (true_areas[:, None] + predicted_areas[None, :] - intersection)
 
 
 def match_counts(iou, threshold=0.5):
-    """``(TP, FP, FN, matched IoUs)``: pairs with IoU > ``threshold`` are matches.
-
-    Above 0.5 a match is unique: an object overlapping two disjoint objects by more than half of
-    each union would need more than all of its own pixels. So no assignment step is needed.
-    """
+    """``(TP, FP, FN, matched IoUs)``, pairs with IoU > ``threshold`` matching: above 0.5 a match is
+    unique, so no assignment step is needed."""
     if threshold < 0.5:
         raise ValueError(f"threshold must be >= 0.5 for matches to be unique; got {threshold!r}.")
     matched = iou > threshold
-    true_positives = int(matched.sum())
-    return (
-        true_positives,
-        iou.shape[1] - true_positives,
-        iou.shape[0] - true_positives,
-        iou[matched],
-    )
+    tp = int(matched.sum())
+    return tp, iou.shape[1] - tp, iou.shape[0] - tp, iou[matched]
 
 
 def object_scores(true_list, predicted_list, threshold=0.5):
-    """Object scores of a list of images, a dict: TP, FP, FN, F1, AP, PQ pooled; DSB, count error.
-
-    F1 = 2TP / (2TP + FP + FN) and AP = TP / (TP + FP + FN) at IoU > ``threshold``, counts pooled
-    over the images; PQ = sum of matched IoUs / (TP + FP/2 + FN/2). DSB: AP per image averaged over
-    ``DSB_THRESHOLDS``, then over images (1 for an image with nothing to find and nothing found).
-    Count error: median over images of |found - true| / max(true, 1).
-    """
+    """Object scores of lists of label images: TP, FP, FN, F1, AP and PQ pooled at ``threshold``;
+    DSB (AP averaged over ``DSB_THRESHOLDS``, then images); median count error."""
     tp = fp = fn = 0
     matched_iou, dsb, count_error = 0.0, [], []
     for truth, predicted in zip(true_list, predicted_list, strict=True):
@@ -2028,18 +1162,13 @@ def object_scores(true_list, predicted_list, threshold=0.5):
 
 
 def object_errors(true_labels, predicted_labels, threshold=0.5):
-    """What became of each true object, and which predicted objects are false, a dict.
-
-    ``true_kind``: code 1..4 of ``ERROR_KINDS`` per true object: found (matched); merged (half of it
-    or more lies in a predicted object that also holds half of another true object); split (two or
-    more predicted objects lie mostly inside it); missed (anything else). ``false``: predicted
-    objects lying mostly on background. ``map``: those codes painted, 5 for false objects.
-    """
+    """What became of each true object (``_ERROR_KINDS`` codes 1..4), which predicted objects are
+    false, and a ``map`` of those codes (5: false)."""
     from skimage.segmentation import relabel_sequential
 
     true = relabel_sequential(np.asarray(true_labels, np.int64).squeeze())[0]
     predicted = relabel_sequential(np.asarray(predicted_labels, np.int64).squeeze())[0]
-    intersection, true_areas, predicted_areas = object_overlaps(true, predicted)
+    intersection, true_areas, predicted_areas = _object_overlaps(true, predicted)
     iou = intersection / (true_areas[:, None] + predicted_areas[None, :] - intersection)
     holds_half = intersection >= 0.5 * true_areas[:, None]  # true object half inside predicted
     inside = intersection >= 0.5 * predicted_areas[None, :]  # predicted object mostly inside true
@@ -2058,11 +1187,6 @@ def object_errors(true_labels, predicted_labels, threshold=0.5):
     }
 
 
-# --------------------------------------------------------------------------------------------------
-# From pixels to objects: three ways
-# --------------------------------------------------------------------------------------------------
-
-
 def instances_from_mask(mask, min_size=10, min_distance=None):
     """Objects of a binary mask: connected components, or a distance watershed (min_distance)."""
     if min_distance is None:
@@ -2071,9 +1195,8 @@ def instances_from_mask(mask, min_size=10, min_distance=None):
 
 
 def grow_seeds(interior, area, seed_threshold=0.5, threshold=0.5, min_size=10, min_distance=None):
-    """Objects from 3-class probabilities: interiors above ``seed_threshold`` are seeds (cut at
-    narrow necks by ``split_touching`` if ``min_distance`` is set), grown by a watershed over
-    the nucleus area (interior + boundary above ``threshold``); int32 (H, W)."""
+    """int32 objects from 3-class probabilities: interior seeds (cut by ``split_touching`` with
+    ``min_distance``) grown by a watershed over interior + boundary."""
     from skimage.measure import label
     from skimage.segmentation import relabel_sequential, watershed
 
@@ -2095,12 +1218,8 @@ def grow_seeds(interior, area, seed_threshold=0.5, threshold=0.5, min_size=10, m
 def instances_from_probabilities(
     probabilities, threshold=0.5, seed_threshold=None, min_size=10, min_distance=None
 ):
-    """(H, W) int32 objects from a model's (H, W, K) output, 0 background, 1..n one per object.
-
-    K = 3 (background, interior, boundary) with a ``seed_threshold``: ``grow_seeds``. Otherwise
-    the nucleus area (K = 1: the sigmoid; K >= 2: 1 - background) above ``threshold`` is cut by
-    ``instances_from_mask``. ``min_distance`` (None: no cut) applies to either.
-    """
+    """int32 (H, W) objects of (H, W, K) output: ``grow_seeds`` for 3 classes with a
+    ``seed_threshold``, else ``instances_from_mask`` of the nucleus area."""
     probabilities = np.asarray(probabilities)
     if probabilities.ndim == 2:
         probabilities = probabilities[..., None]
@@ -2112,8 +1231,7 @@ def instances_from_probabilities(
 
 
 def one_hot(mask, n_labels=3):
-    """A class-id mask as (H, W, n_labels) 'probabilities' of 0 and 1: true masks through the
-    same code as predictions."""
+    """A class-id mask as (H, W, n_labels) 0/1 'probabilities', for true masks."""
     return np.eye(n_labels, dtype=np.float32)[np.asarray(mask).squeeze().astype(np.int64)]
 
 
@@ -2128,14 +1246,8 @@ def otsu_mask(image, sigma=1.0):
 
 
 def classical_instances(image, min_distance=6, min_size=10, sigma=1.0):
-    """Objects with no network: ``otsu_mask``, then a distance watershed (``min_distance=None``:
-    connected components)."""
+    """Objects with no network: ``otsu_mask`` then ``instances_from_mask``."""
     return instances_from_mask(otsu_mask(image, sigma), min_size, min_distance).astype(np.int32)
-
-
-# --------------------------------------------------------------------------------------------------
-# The whole pipeline for one image, with its settings saved in the model
-# --------------------------------------------------------------------------------------------------
 
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
@@ -2147,17 +1259,14 @@ class ObjectSettings(keras.layers.Layer):
         self.settings = dict(settings or {})
 
     def call(self, inputs):
-        """The input, unchanged."""
         return inputs
 
     def get_config(self):
-        """The layer's config plus its settings (saved with the model)."""
         return {**super().get_config(), "settings": self.settings}
 
 
 def with_object_settings(model, **settings):
-    """The model with an ``ObjectSettings`` layer at its end holding ``settings`` (a new one
-    replaces an old one). Values must be numbers, strings or None."""
+    """The model ending in an ``ObjectSettings`` layer holding ``settings`` (numbers, strings)."""
     if isinstance(model.layers[-1], ObjectSettings):
         model = keras.Model(model.inputs, model.layers[-1].input, name=model.name)
     plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in settings.items()}
@@ -2169,7 +1278,7 @@ def object_settings(model):
     """``predict_instances``' settings: the defaults for the model's head, then those it stores."""
     defaults = {
         "threshold": 0.5,  # nucleus probability (binary: the sigmoid; 3-class: 1 - background)
-        "seed_threshold": 0.5 if output_classes(model) >= 3 else None,  # interior seeds
+        "seed_threshold": 0.5 if model.output_shape[-1] >= 3 else None,  # interior seeds
         "min_size": 10,  # pixels; smaller objects are dropped
         "min_distance": None,  # None, or cut objects (seeds) at necks: a distance watershed
         "overlap": 0.5,  # of the prediction tiles (predict_tiled)
@@ -2179,30 +1288,23 @@ def object_settings(model):
 
 
 def predict_instances(model, image, **settings):
-    """(H, W) int32 objects of an image as read from its file (any size, any dtype): 0 background,
-    1..n one id per object. Tiled prediction (``predict_tiled``), then
-    ``instances_from_probabilities`` with ``object_settings(model)``, updated by ``settings``."""
+    """int32 (H, W) objects of an image file's array: ``predict_tiled``, then
+    ``instances_from_probabilities`` with ``object_settings(model)`` updated by ``settings``."""
     settings = {**object_settings(model), **settings}
     probabilities = predict_tiled(model, image, overlap=settings.pop("overlap"))
     return instances_from_probabilities(probabilities, **settings)
 
 
-# --------------------------------------------------------------------------------------------------
-# Data and export
-# --------------------------------------------------------------------------------------------------
-
-
 def load_labels(directory, stems, masks):
-    """True objects, one int32 (H, W) array per stem: ``labels/<stem>.*`` (instance ids) or,
-    without a ``labels/`` folder, the connected regions of ``masks`` (touching objects merge)."""
+    """True objects per stem: ``labels/<stem>.*``, or without labels/, the regions of ``masks``."""
     folder = Path(directory) / "labels"
     if not folder.is_dir():
         return [count_objects(mask)[0].astype(np.int32) for mask in masks]
-    files = {path.stem: path for path in folder.iterdir() if not path.name.startswith(".")}
+    files = {path.stem: path for path in support.visible(folder)}
     missing = [stem for stem in stems if stem not in files]
     if missing:
         raise FileNotFoundError(
-            f"no labels/ file for {_names(missing)}: add them or remove labels/."
+            f"no labels/ file for {support.short_list(missing)}: add them or remove labels/."
         )
     labels = [read_image(files[stem]).astype(np.int32) for stem in stems]
     for stem, label, mask in zip(stems, labels, masks, strict=True):
@@ -2222,7 +1324,7 @@ def save_labels(path, labels):
 
 
 #: Column names of ``save_object_table`` (``regionprops_table`` names -> CSV names).
-OBJECT_COLUMNS = {
+_OBJECT_COLUMNS = {
     "label": "id",
     "area": "area",
     "centroid-0": "centroid_row",
@@ -2232,9 +1334,7 @@ OBJECT_COLUMNS = {
 
 
 def save_object_table(path, labels, image):
-    """One CSV row per object: id, area (pixels), centroid (row, column), mean intensity of
-    ``image`` (as read from its file; colour: ``mean_intensity_0``, ``_1``, ...); returns the
-    column names."""
+    """CSV of id, area, centroid and mean intensity per object; returns the column names."""
     import csv
 
     from skimage.measure import regionprops_table
@@ -2245,7 +1345,7 @@ def save_object_table(path, labels, image):
     properties = ("label", "area", "centroid", "intensity_mean")
     table = regionprops_table(np.asarray(labels), image, properties=properties)
     columns = [
-        OBJECT_COLUMNS.get(name, name.replace("intensity_mean-", "mean_intensity_"))
+        _OBJECT_COLUMNS.get(name, name.replace("intensity_mean-", "mean_intensity_"))
         for name in table
     ]
     with open(path, "w", newline="") as file:
@@ -2253,20 +1353,3 @@ def save_object_table(path, labels, image):
         writer.writerow(columns)
         writer.writerows(zip(*(np.round(values, 3) for values in table.values()), strict=True))
     return columns
-
-
-# --------------------------------------------------------------------------------------------------
-# Resources: the memory budget the training lessons check
-# --------------------------------------------------------------------------------------------------
-
-
-def peak_memory_bytes():
-    """Peak resident memory of this process in bytes, or None where it cannot be read (Windows)."""
-    import sys
-
-    if sys.platform == "win32":
-        return None
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux, bytes on macOS
-    return peak if sys.platform == "darwin" else peak * 1024

@@ -13,12 +13,8 @@ import sys
 import nbformat
 import pytest
 
+from lesson_runs import SWEEPS, run_scratch_copy, write_large_mixed_folder
 from notebook_paths import REPOSITORY
-from test_parameter_sweeps import (
-    SWEEPS,
-    run_scratch_copy,
-    write_large_mixed_folder,
-)
 
 # The unit tests of the helpers that call Keras (test_data.py reads files with NumPy and Pillow).
 # JAX compiles every small model that test_model.py builds: with it the JAX run took 80 s, without

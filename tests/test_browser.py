@@ -23,8 +23,8 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 import unet_helpers as uh
+from lesson_runs import SWEEPS
 from notebook_paths import LESSONS, REPOSITORY
-from test_parameter_sweeps import SWEEPS
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -235,7 +235,7 @@ def test_run_all_in_jupyterlab_shows_no_error(browser, lab, lesson):
 
 
 def test_student_edits_parameters_in_lesson_03(browser, lab):
-    # The student types lesson 03's sweep settings (test_parameter_sweeps.SWEEPS) into the
+    # The student types lesson 03's sweep settings (lesson_runs.SWEEPS) into the
     # parameters cell, runs all, and sees the parameter count of the network they asked for.
     lesson = next(path for path in LESSONS if path.name.startswith("03_"))
     page = open_lesson(browser, lab, lesson.name)

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 import unet_helpers as uh
+import unet_support as us
 
 
 def write_pair(root, stem, image, mask, image_suffix=".png", mask_suffix=".png"):
@@ -219,46 +220,62 @@ def test_image_mask_size_mismatch_names_stem_and_sizes(tmp_path):
         uh.load_dataset(tmp_path, image_size=16)
 
 
-def test_mask_values_out_of_range_list_values_and_files(tmp_path):
-    write_pair(tmp_path, "a", rgb(), square_mask(value=7))
-    write_pair(tmp_path, "b", rgb(), square_mask(value=7) + (square_mask(value=1) == 0))
-    write_pair(tmp_path, "c", rgb(), square_mask(value=2))
-    expected = (
-        r"mask values \{0, 1, 2, 7\} do not fit n_classes=3 \(allowed 0..2\): "
-        r"value 7 in masks/a.png, masks/b.png\. Pass n_classes=8"
-    )
-    with pytest.raises(ValueError, match=expected):
-        uh.load_dataset(tmp_path, image_size=16, n_classes=3)
+def with_pixel(mask, value):
+    """``mask`` with its top-left pixel set to ``value``."""
+    mask = mask.copy()
+    mask[0, 0] = value
+    return mask
 
 
-def test_binary_mask_with_in_between_values(tmp_path):
-    mask = square_mask(value=255)
-    mask[0, 0] = 128
-    write_pair(tmp_path, "soft", rgb(), mask)
-    with pytest.raises(ValueError, match=r"\{0, 128, 255\} do not fit n_classes=1.*masks/soft.png"):
-        uh.load_dataset(tmp_path, image_size=16)
-
-
-def test_binary_mask_using_both_1_and_255(tmp_path):
-    mask = square_mask(value=255)
-    mask[0, 0] = 1
-    write_pair(tmp_path, "mixed", rgb(), mask)
-    with pytest.raises(ValueError, match=r"both 1 and 255 in masks/mixed.png"):
-        uh.load_dataset(tmp_path, image_size=16)
-
-
-def test_0_255_masks_with_multiclass_suggest_binary(tmp_path):
-    write_pair(tmp_path, "a", rgb(), square_mask(value=255))
-    with pytest.raises(ValueError, match=r"look like 0/255 binary masks: pass n_classes=1"):
-        uh.load_dataset(tmp_path, image_size=16, n_classes=4)
-
-
-def test_rgb_colour_mask_explains_conversion(tmp_path):
+def red_square():
     colour = np.zeros((16, 16, 3), np.uint8)
     colour[4:8, 4:8] = (255, 0, 0)
-    write_pair(tmp_path, "a", rgb(), colour)
-    with pytest.raises(ValueError, match=r"colour mask\(s\) masks/a.png.*ONE channel.*each colour"):
-        uh.load_dataset(tmp_path, image_size=16, n_classes=2)
+    return colour
+
+
+# Masks whose values do not fit: {stem: mask} written as pairs, n_classes, what the error says.
+MASK_ERRORS = {
+    "out of range, values and files listed": (
+        {
+            "a": square_mask(value=7),
+            "b": square_mask(value=7) + (square_mask(value=1) == 0),
+            "c": square_mask(value=2),
+        },
+        3,
+        r"mask values \{0, 1, 2, 7\} do not fit n_classes=3 \(allowed 0..2\): "
+        r"value 7 in masks/a.png, masks/b.png\. Pass n_classes=8",
+    ),
+    "binary with in-between values": (
+        {"soft": with_pixel(square_mask(value=255), 128)},
+        1,
+        r"\{0, 128, 255\} do not fit n_classes=1.*masks/soft.png",
+    ),
+    "binary using both 1 and 255": (
+        {"mixed": with_pixel(square_mask(value=255), 1)},
+        1,
+        r"both 1 and 255 in masks/mixed.png",
+    ),
+    "0/255 with multiclass suggests binary": (
+        {"a": square_mask(value=255)},
+        4,
+        r"look like 0/255 binary masks: pass n_classes=1",
+    ),
+    "RGB colour mask explains conversion": (
+        {"a": red_square()},
+        2,
+        r"colour mask\(s\) masks/a.png.*ONE channel.*each colour",
+    ),
+}
+
+
+@pytest.mark.parametrize("masks, n_classes, expected", MASK_ERRORS.values(), ids=MASK_ERRORS)
+def test_mask_values_that_do_not_fit_name_the_files_and_the_fix(
+    tmp_path, masks, n_classes, expected
+):
+    for stem, mask in masks.items():
+        write_pair(tmp_path, stem, rgb(), mask)
+    with pytest.raises(ValueError, match=expected):
+        uh.load_dataset(tmp_path, image_size=16, n_classes=n_classes)
 
 
 def test_corrupt_image_file_is_named(tmp_path):
@@ -291,9 +308,9 @@ def test_wrong_channels_argument(tmp_path):
 
 
 def test_generator_is_deterministic_per_seed(tmp_path):
-    first = uh.make_synthetic_dataset(tmp_path / "a", "multiclass", n_images=6, image_size=64)
-    second = uh.make_synthetic_dataset(tmp_path / "b", "multiclass", n_images=6, image_size=64)
-    other = uh.make_synthetic_dataset(tmp_path / "c", "multiclass", 6, image_size=64, seed=1)
+    first = us.make_synthetic_dataset(tmp_path / "a", "multiclass", n_images=6, image_size=64)
+    second = us.make_synthetic_dataset(tmp_path / "b", "multiclass", n_images=6, image_size=64)
+    other = us.make_synthetic_dataset(tmp_path / "c", "multiclass", 6, image_size=64, seed=1)
     hashes = folder_hashes(first)
     assert len(hashes) == 12 and "images/sample_0000.png" in hashes
     assert hashes == folder_hashes(second)
@@ -301,7 +318,7 @@ def test_generator_is_deterministic_per_seed(tmp_path):
 
 
 def test_generator_writes_rgb_images_and_binary_masks_as_0_255(tmp_path):
-    root = uh.make_synthetic_dataset(tmp_path, "binary", n_images=20, image_size=64)
+    root = us.make_synthetic_dataset(tmp_path, "binary", n_images=20, image_size=64)
     image = Image.open(root / "images" / "sample_0000.png")
     assert image.mode == "RGB" and image.size == (64, 64)
     values = set()
@@ -311,11 +328,11 @@ def test_generator_writes_rgb_images_and_binary_masks_as_0_255(tmp_path):
 
 
 def test_generator_refuses_a_non_empty_folder_unless_overwrite(tmp_path):
-    root = uh.make_synthetic_dataset(tmp_path / "set", n_images=3, image_size=32)
+    root = us.make_synthetic_dataset(tmp_path / "set", n_images=3, image_size=32)
     with pytest.raises(FileExistsError, match=r"set is not empty: pass overwrite=True"):
-        uh.make_synthetic_dataset(root, n_images=3, image_size=32, seed=5)
+        us.make_synthetic_dataset(root, n_images=3, image_size=32, seed=5)
     before = folder_hashes(root)
-    uh.make_synthetic_dataset(root, n_images=2, image_size=32, seed=5, overwrite=True)
+    us.make_synthetic_dataset(root, n_images=2, image_size=32, seed=5, overwrite=True)
     after = folder_hashes(root)
     assert sorted(after) == ["images/sample_0000.png", "images/sample_0001.png"] + [
         "masks/sample_0000.png",
@@ -344,7 +361,7 @@ def test_ensure_dataset_adds_the_missing_synthetic_images_and_keeps_the_others(t
     assert capsys.readouterr().out.splitlines()[-1].endswith("; added synthetic pairs 3 to 4")
     after = folder_hashes(tmp_path / "few")
     assert len(after) == 10 and all(after[name] == digest for name, digest in before.items())
-    uh.make_synthetic_dataset(tmp_path / "all", n_images=5, image_size=32)
+    us.make_synthetic_dataset(tmp_path / "all", n_images=5, image_size=32)
     assert folder_hashes(tmp_path / "all") == after  # the same set as generated in one go
     write_pair(tmp_path / "own", "sample_0000", rgb(), square_mask())  # named like it, not it
     write_pair(tmp_path / "mine", "cell_0", rgb(), square_mask())
@@ -364,7 +381,7 @@ def test_ensure_dataset_fills_an_empty_images_folder(tmp_path, capsys):
     [("binary", 1, [0.05], [0.15]), ("multiclass", 4, [0.06, 0.03, 0.01], [0.14, 0.09, 0.03])],
 )
 def test_synthetic_class_fractions(tmp_path, task, n_classes, low, high):
-    uh.make_synthetic_dataset(tmp_path, task, n_images=200, image_size=128)
+    us.make_synthetic_dataset(tmp_path, task, n_images=200, image_size=128)
     images, masks, _ = uh.load_dataset(tmp_path, image_size=128, n_classes=n_classes)
     fractions = uh.class_pixel_fractions(masks, n_classes)[1:]
     assert np.all(fractions >= low) and np.all(fractions <= high), fractions
@@ -455,13 +472,13 @@ def test_model_save_and_load_round_trip(tmp_path, n_classes):
 
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_multiclass_generator_keeps_the_first_classes(tmp_path, n_classes):
-    uh.make_synthetic_dataset(
+    us.make_synthetic_dataset(
         tmp_path / "set", "multiclass", n_images=12, image_size=64, n_classes=n_classes
     )
     _, masks, _ = uh.load_dataset(tmp_path / "set", image_size=64, n_classes=n_classes)
     assert set(np.unique(masks).tolist()) == set(range(n_classes))
     with pytest.raises(ValueError, match="2 to 4 classes"):
-        uh.make_synthetic_dataset(tmp_path / "other", "multiclass", n_images=2, n_classes=5)
+        us.make_synthetic_dataset(tmp_path / "other", "multiclass", n_images=2, n_classes=5)
 
 
 def test_show_examples_refuses_too_few_class_names():

@@ -1,7 +1,7 @@
 """Masks that code their classes by grey levels (33, 65, 201, 231...), as annotation tools export.
 
 The loader recognises K distinct values for K classes, names them and the fix, and
-``mask_values`` (or ``uh.map_mask_values`` on arrays) maps the k-th value to class id k.
+``mask_values`` (or ``us.map_mask_values`` on arrays) maps the k-th value to class id k.
 """
 
 import numpy as np
@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 import unet_helpers as uh
+import unet_support as us
 
 GREY_LEVELS = (33, 65, 201, 231)  # the 4 classes of the sandstone masks of the seed tutorial
 
@@ -107,10 +108,10 @@ def test_other_errors_keep_their_advice(tmp_path):
 
 
 def test_map_mask_values_on_arrays():
-    ids = uh.map_mask_values(np.array([[33, 231], [65, 201]]), GREY_LEVELS)
+    ids = us.map_mask_values(np.array([[33, 231], [65, 201]]), GREY_LEVELS)
     assert ids.dtype == np.uint8
     np.testing.assert_array_equal(ids, [[0, 3], [1, 2]])
     with pytest.raises(ValueError, match=r"mask values \{7\} are not in mask_values"):
-        uh.map_mask_values(np.array([[33, 7]]), GREY_LEVELS)
+        us.map_mask_values(np.array([[33, 7]]), GREY_LEVELS)
     with pytest.raises(ValueError, match=r"different values"):
-        uh.map_mask_values(np.array([[33]]), (33, 33))
+        us.map_mask_values(np.array([[33]]), (33, 33))

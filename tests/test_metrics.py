@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import f1_score, jaccard_score
 
 import unet_helpers as uh
+import unet_support as us
 
 
 def random_cases(count=50, seed=0):
@@ -426,7 +427,7 @@ def test_course_cross_entropy_equals_keras_per_pixel_and_weighted():
     y = rng.integers(0, 3, (2, 5, 7, 1))
     probabilities = rng.dirichlet(np.ones(3), size=(2, 5, 7)).astype(np.float32)
     weights = rng.random((2, 5, 7)).astype(np.float32)
-    per_pixel = keras.ops.convert_to_numpy(uh.sparse_categorical_crossentropy(y, probabilities))
+    per_pixel = keras.ops.convert_to_numpy(us.sparse_categorical_crossentropy(y, probabilities))
     assert per_pixel.shape == (2, 5, 7)
     np.testing.assert_allclose(
         per_pixel, -np.log(np.take_along_axis(probabilities, y, axis=-1))[..., 0], rtol=1e-5

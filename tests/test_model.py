@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import unet_helpers as uh
+import unet_support as us
 
 # Every test here starts from an empty Keras session (fixture in conftest.py).
 pytestmark = pytest.mark.usefixtures("fresh_session")
@@ -227,4 +228,4 @@ def test_whole_numbers_are_checked_in_one_place(value):
         uh.build_unet((32, 32, 1), depth=value)
     with pytest.raises(ValueError, match="n_classes must be a whole number"):
         uh.mask_classes(value)
-    uh.check_whole_number("count", np.int64(3))  # NumPy integers are whole numbers too
+    us.check_whole_number("count", np.int64(3))  # NumPy integers are whole numbers too

@@ -96,7 +96,7 @@ def test_object_errors_name_merge_split_miss_and_false_object():
     predicted[(truth == 4) & (np.indices(shape)[1] > 20)] = 4
     predicted[disc(shape, (45, 90), 4)] = 5  # 5 missed, a false object elsewhere
     errors = uh.object_errors(truth, predicted)
-    kinds = [uh.ERROR_KINDS[code - 1] for code in errors["true_kind"]]
+    kinds = [uh._ERROR_KINDS[code - 1] for code in errors["true_kind"]]
     assert kinds == ["found", "merged", "merged", "split", "missed"]
     assert errors["false"].tolist() == [False, False, False, False, True]
     assert errors["map"][45, 90] == 5 and errors["map"][45, 60] == 4

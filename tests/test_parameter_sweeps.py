@@ -1,59 +1,13 @@
 """Every lesson still runs when a student edits its parameters cell (papermill, small settings)."""
 
 import json
-import shutil
 
 import nbformat
-import numpy as np
-import papermill
 import pytest
-from PIL import Image
 
-import unet_helpers as uh
+from lesson_runs import ELSEWHERE, SWEEPS, run_scratch_copy, write_students_folder
 from notebook_paths import LESSONS
 
-# Edited parameter sets, keyed by the lesson's two-digit prefix. Every lesson needs a set here
-# (test_every_lesson_has_sweeps): a new lesson adds an entry. Kept small for a 2-core CPU; strict
-# nbval already runs every lesson with its defaults. Each set runs once: lesson 04's on a student's
-# folder (below), 03's and 05's in the browser (test_browser.py), 07's on a student's folder on
-# PyTorch and 08's on a folder without labels/ on JAX (test_backends.py), the others here.
-ELSEWHERE = {
-    "03": "test_browser",
-    "04": __name__,
-    "05": "test_browser",
-    "07": "test_backends",
-    "08": "test_backends",
-}
-SWEEPS = {
-    "01": [
-        dict(IMAGE_SIZE=96, BASE_FILTERS=8, DEPTH=3, N_CLASSES=3)
-    ],  # depth 5 made the receptive-field probe take 48 s
-    "02": [dict(IMAGE_SIZE=96, BASE_FILTERS=8, DEPTH=5, N_CLASSES=3)],
-    "03": [dict(IMAGE_SIZE=64, BASE_FILTERS=8, DEPTH=2, N_CLASSES=3, CHANNELS=1)],
-    "04": [
-        dict(
-            IMAGE_SIZE=96, CHANNELS=1, BASE_FILTERS=8, DEPTH=3, EPOCHS=1, BATCH_SIZE=4, N_IMAGES=40
-        )
-    ],
-    "05": [
-        dict(
-            IMAGE_SIZE=64, N_CLASSES=3, BASE_FILTERS=8, DEPTH=3, EPOCHS=1, BATCH_SIZE=4, N_IMAGES=40
-        )
-    ],
-    "06": [dict(IMAGE_SIZE=64, DEPTH=3, BASE_FILTERS=4, EPOCHS=1, N_IMAGES=40)],
-    "07": [
-        dict(
-            IMAGE_SIZE=64,
-            BASE_FILTERS=8,
-            DEPTH=3,
-            EPOCHS=1,
-            PATCHES_PER_EPOCH=32,
-            BATCH_SIZE=8,
-            OVERLAP=0.25,
-        )  # fmt: skip
-    ],
-}
-SWEEPS["08"] = SWEEPS["07"]  # lesson 07's small network, on a folder without labels/
 CASES = [
     pytest.param(lesson, parameters, id=f"{lesson.stem}-{index}")
     for lesson in LESSONS
@@ -72,59 +26,6 @@ def test_lesson_runs_with_edited_parameters(lesson, parameters, tmp_path):
     run_scratch_copy(lesson.name[:2], tmp_path, parameters)
 
 
-def run_scratch_copy(number, root, parameters):
-    """Run a copy of lesson ``number`` in root/notebooks: its ../data and ../models are scratch."""
-    lesson = next(path for path in LESSONS if path.name.startswith(f"{number}_"))
-    workdir = root / "notebooks"
-    workdir.mkdir()
-    shutil.copy(lesson, workdir / lesson.name)
-    return run_with_papermill(workdir / lesson.name, parameters)
-
-
-def run_with_papermill(notebook, parameters):
-    """Execute a copy with papermill; only cells tagged raises-exception may fail. Returns it."""
-    executed = notebook.with_name(f"executed_{notebook.name}")
-    try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(executed),
-            parameters=parameters,
-            cwd=str(notebook.parent),
-            kernel_name="python3",
-            progress_bar=False,
-            execution_timeout=600,
-        )
-    except papermill.PapermillExecutionError:
-        # papermill reports any stored error, even an expected one; check which cells failed.
-        cells = nbformat.read(executed, as_version=4).cells
-        unexpected = [
-            cell.source.splitlines()[0]
-            for cell in cells
-            if cell.cell_type == "code"
-            and "raises-exception" not in cell.metadata.get("tags", [])
-            and any(output.output_type == "error" for output in cell.get("outputs", []))
-        ]
-        assert not unexpected, f"cells failed: {unexpected}"
-    return executed
-
-
-def write_students_folder(folder, count=24):
-    """A folder in the documented layout made like a student's: mixed sizes, gray and RGB, 0/1."""
-    (folder / "images").mkdir(parents=True)
-    (folder / "masks").mkdir()
-    rng = np.random.default_rng(7)
-    sizes = [(100, 140), (160, 160), (90, 75), (128, 200)]
-    for index in range(count):
-        image, mask = uh.synthetic_pair("binary", 160, rng)
-        width, height = sizes[index % len(sizes)]
-        picture = Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR)
-        if index % 3 == 0:
-            picture = picture.convert("L")
-        labels = Image.fromarray(mask).resize((width, height), Image.Resampling.NEAREST)
-        picture.save(folder / "images" / f"photo_{index:02d}.png")
-        labels.save(folder / "masks" / f"photo_{index:02d}.png")  # class ids 0/1, not 0/255
-
-
 def test_lesson_04_trains_on_a_students_folder_by_changing_data_dir(tmp_path):
     write_students_folder(tmp_path / "my_cells")
     executed = run_scratch_copy("04", tmp_path, {**SWEEPS["04"][0], "DATA_DIR": "../my_cells"})
@@ -133,20 +34,3 @@ def test_lesson_04_trains_on_a_students_folder_by_changing_data_dir(tmp_path):
     assert (tmp_path / "my_cells" / "images").exists() and not (
         tmp_path / "data" / "shapes_binary"
     ).exists()
-
-
-def write_large_mixed_folder(folder, count=8):
-    """A student's microscopy-like folder: large images of mixed sizes, gray and RGB, 0/1 masks."""
-    (folder / "images").mkdir(parents=True)
-    (folder / "masks").mkdir()
-    rng = np.random.default_rng(11)
-    sizes = [(450, 300), (700, 520), (260, 900), (100, 120)]  # width x height, one below a tile
-    for index in range(count):
-        width, height = sizes[index % len(sizes)]
-        side = 128 * -(-max(width, height) // 128)
-        image, mask = uh.synthetic_pair("binary", side, rng)
-        picture = Image.fromarray(image[:height, :width])
-        if index % 2:
-            picture = picture.convert("L")
-        picture.save(folder / "images" / f"scan_{index:02d}.png")
-        Image.fromarray(mask[:height, :width]).save(folder / "masks" / f"scan_{index:02d}.png")

@@ -1,0 +1,629 @@
+"""Plumbing for unet_helpers that the lessons need not read, kept apart so that unet_helpers.py
+reads as the lessons teach: the checks and readers of a data set folder, the synthetic-data
+renderer, and fixes for Keras 3.15.1 on the PyTorch backend. unet_helpers imports what the lessons
+call from here; this module never imports unet_helpers.
+"""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+from PIL import Image
+
+# --- Checks and readers of a data set folder ------------------------------------------------------
+
+_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: Masks must be lossless: JPEG compression blurs edges and invents class ids that do not exist.
+_MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
+_LAYOUT_HELP = (
+    "expected layout: <directory>/images/<stem>.png and <directory>/masks/<stem>.png (or "
+    "masks/<stem>_mask.png), same stem for an image and its mask (see data/README.md)"
+)
+_N_CLASSES_HINT = "use 1 for binary (foreground/background) masks, K >= 2 for K classes"
+
+
+def check_whole_number(name, value, hint=""):
+    """Raise a ValueError naming ``name`` unless ``value`` is an int >= 1 (``True`` is refused)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(
+            f"{name} must be a whole number >= 1; got {value!r}" + (hint and f": {hint}") + "."
+        )
+
+
+def check_n_classes(n_classes):
+    """Raise a ValueError unless ``n_classes`` (output channels) is a whole number >= 1."""
+    check_whole_number("n_classes", n_classes, _N_CLASSES_HINT)
+
+
+def check_channels(channels):
+    """Raise a ValueError unless ``channels`` is 1 (grayscale) or 3 (RGB)."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB); got {channels!r}.")
+
+
+def short_list(names, cap=20):
+    """``a, b, c and N more``: a readable list of at most ``cap`` names."""
+    names = list(names)
+    text = ", ".join(str(name) for name in names[:cap])
+    return text + (f" and {len(names) - cap} more" if len(names) > cap else "")
+
+
+def _values_text(values):
+    """Mask values as ``{0, 1, 7}``, cut after 12."""
+    values = sorted(int(value) for value in values)
+    if len(values) <= 12:
+        return "{" + ", ".join(map(str, values)) + "}"
+    return "{" + ", ".join(map(str, values[:12])) + f", ...}} ({len(values)} values)"
+
+
+def visible(folder):
+    """The entries of ``folder`` whose names do not start with "." (.DS_Store, checkpoints)."""
+    return [path for path in Path(folder).iterdir() if not path.name.startswith(".")]
+
+
+def _open_picture(path):
+    """The decoded Pillow picture of a file, or None if it cannot be read."""
+    try:
+        with Image.open(path) as picture:
+            picture.load()
+            return picture
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def _picture_array(picture):
+    """(H, W) or (H, W, 3) array of a picture, values as stored (alpha dropped, palettes RGB)."""
+    if picture.mode in ("L", "RGB", "F") or picture.mode.startswith("I"):
+        return np.asarray(picture)
+    if picture.mode in ("LA", "La"):
+        return np.asarray(picture.convert("L"))
+    return np.asarray(picture.convert("RGB"))  # RGBA drops alpha; palette, CMYK... become RGB
+
+
+def read_image(path):
+    """An image file as an array at its own size, (H, W) or (H, W, 3), values as stored."""
+    picture = _open_picture(path)
+    if picture is None:
+        raise ValueError(
+            f"cannot read {Path(path).as_posix()}: the file is corrupt, truncated or not an image."
+        )
+    return _picture_array(picture)
+
+
+def _mask_ids(picture):
+    """2-D int64 array of a mask's values, or None for a colour mask."""
+    bands = len(picture.getbands())
+    if bands >= 3:  # RGB, RGBA, CMYK...: a gray mask saved in colour has three equal channels
+        rgb = np.asarray(picture.convert("RGB"))
+        if (rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 0] != rgb[..., 2]).any():
+            return None
+        return rgb[..., 0].astype(np.int64)
+    values = np.asarray(picture)  # L, P (palette index = class id), 1, I, I;16, F; LA and PA
+    return (values[..., 0] if bands == 2 else values).astype(np.int64)  # drop the alpha band
+
+
+def map_mask_values(mask, values):
+    """uint8 class ids of a mask whose classes are coded by other values: ``values[k]`` -> k."""
+    mask, values = np.asarray(mask), [int(value) for value in values]
+    if len(set(values)) != len(values) or not 1 <= len(values) <= 256:
+        raise ValueError(f"mask_values={values}: give 1 to 256 different values, one per class.")
+    ids, known = np.zeros(mask.shape, np.uint8), np.zeros(mask.shape, bool)
+    for class_id, value in enumerate(values):
+        ids[mask == value] = class_id
+        known |= mask == value
+    if not known.all():
+        raise ValueError(
+            f"mask values {_values_text(np.unique(mask[~known]))} are not in mask_values={values}: "
+            f"list the value of every class, class 0 (the background) first."
+        )
+    return ids
+
+
+def _mask_value_error(n_classes, found, bad_values, mixed_files, mask_values=None):
+    """The ValueError for mask values that do not fit ``n_classes`` (or ``mask_values``)."""
+    values = sorted(int(value) for value in found)
+    grey_levels = (  # K distinct values for K classes: grey levels
+        f"The masks hold exactly {len(values)} distinct values, one per class: grey levels, as "
+        f"annotation tools export them. Map them to class ids 0..{len(values) - 1} with "
+        f"load_dataset(..., mask_values={values}) (the k-th value becomes class k: put the "
+        f"background's value first), or renumber the masks."
+    )
+    if mask_values is not None:
+        allowed = f"mask_values={mask_values}"
+        fix = "List the value of every class in mask_values, class 0 first, or fix those masks."
+    elif n_classes == 1:
+        allowed = "binary masks hold only 0 and 1, or only 0 and 255"
+        fix = (
+            "Threshold in-between values (antialiased edges, JPEG) and save as PNG, for example "
+            "Image.fromarray(((mask > 127) * 255).astype(np.uint8)); for K classes pass "
+            "n_classes=K."
+        )
+        if len(found) == 2 and not mixed_files:
+            fix = grey_levels
+    else:
+        allowed = f"allowed 0..{n_classes - 1}"
+        fix = (
+            f"Pass n_classes={max(found) + 1} if there are that many classes, or renumber the "
+            f"masks to class ids 0..{n_classes - 1}."
+        )
+        if len(found) == n_classes:
+            fix = grey_levels
+        if set(found) <= {0, 255}:
+            fix = "These look like 0/255 binary masks: pass n_classes=1. " + fix
+    parts = [f"value {value} in {short_list(bad_values[value], 5)}" for value in sorted(bad_values)]
+    if mixed_files:
+        parts.append(f"both 1 and 255 in {short_list(mixed_files, 5)}")
+    return ValueError(
+        f"mask values {_values_text(found)} do not fit n_classes={n_classes} ({allowed}): "
+        f"{short_list(parts, 8)}. {fix}"
+    )
+
+
+def _folder_files(directory, folder, extensions):
+    """``{stem: path}`` of ``directory/folder``; files that do not belong there are refused."""
+    path = directory / folder
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{path.as_posix()} is missing: {_LAYOUT_HELP}. Create the {folder}/ folder, or "
+            f"generate a synthetic set with make_synthetic_dataset."
+        )
+    files, strangers, lossy, duplicates = {}, [], [], []
+    for entry in sorted(visible(path)):
+        suffix = entry.suffix.lower()
+        if folder == "masks" and suffix in (".jpg", ".jpeg"):
+            lossy.append(f"{folder}/{entry.name}")
+        elif not entry.is_file() or suffix not in extensions:
+            strangers.append(f"{folder}/{entry.name}")
+        elif entry.stem in files:
+            duplicates.append(f"{folder}/{files[entry.stem].name} and {folder}/{entry.name}")
+        else:
+            files[entry.stem] = entry
+    if lossy:
+        raise ValueError(
+            f"JPEG masks found: {short_list(lossy)}. Masks must be lossless (PNG): JPEG "
+            f"compression changes pixel values, so class ids get blurred into ids that do not "
+            f"exist. Re-export the masks as PNG from their original source."
+        )
+    if strangers:
+        raise ValueError(
+            f"not an image file in {folder}/: {short_list(strangers)}. Move it out of the data set "
+            f"folder; {folder}/ may only hold {', '.join(extensions)} files."
+        )
+    if duplicates:
+        raise ValueError(
+            f"two files share a stem: {short_list(duplicates)}. Each image needs exactly one mask "
+            f"with the same stem: remove or rename one of them."
+        )
+    return files
+
+
+def _paired_files(directory):
+    """``(image_files, mask_files)``, stem -> path, checked to pair one to one (a mask
+    ``<stem>_mask.*`` pairs with image ``<stem>``, unless that gives the image two masks)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"data set folder {directory.as_posix()} not found: {_LAYOUT_HELP}. Check the path, or "
+            f"generate a synthetic set with make_synthetic_dataset or ensure_dataset."
+        )
+    image_files = _folder_files(directory, "images", _IMAGE_EXTENSIONS)
+    mask_files = _folder_files(directory, "masks", _MASK_EXTENSIONS)
+    for mask_stem in sorted(mask_files):
+        stem = mask_stem.removesuffix("_mask")
+        if stem == mask_stem or mask_stem in image_files or stem not in image_files:
+            continue
+        if stem in mask_files:
+            raise ValueError(
+                f"two masks for images/{image_files[stem].name}: masks/{mask_files[stem].name} "
+                f"and masks/{mask_files[mask_stem].name}. Keep one of them and move the other out."
+            )
+        mask_files[stem] = mask_files.pop(mask_stem)
+    if not image_files:
+        raise ValueError(
+            f"no images in {directory.as_posix()}/images: {_LAYOUT_HELP}. Put the images there, "
+            f"or generate a synthetic set with make_synthetic_dataset."
+        )
+    problems = []
+    for folder, files, others, what in (
+        ("images", image_files, mask_files, "image(s) without a mask"),
+        ("masks", mask_files, image_files, "mask(s) without an image"),
+    ):
+        names = [f"{folder}/{files[stem].name}" for stem in sorted(files.keys() - others)]
+        if names:
+            problems.append(f"{len(names)} {what}: {short_list(names)}")
+    if problems:
+        raise ValueError(
+            f"unpaired files in {directory.as_posix()}: {'; '.join(problems)}. Every image needs a "
+            f"mask with the same stem (images/a.jpg <-> masks/a.png or masks/a_mask.png): add the "
+            f"missing files or move the unpaired ones out."
+        )
+    return image_files, mask_files
+
+
+def image_files(directory):
+    """``{stem: path}`` of the image files ``load_images`` reads, to open them raw (any format)."""
+    return _paired_files(directory)[0]
+
+
+def read_pairs(directory, n_classes=1, mask_values=None):
+    """``(images as stored, uint8 (H, W, 1) class ids, sorted stems)`` of a checked folder:
+    every problem in it raises one error that names the files and the fix."""
+    check_n_classes(n_classes)
+    labels = 2 if n_classes == 1 else n_classes
+    if n_classes > 256:
+        raise ValueError(f"n_classes must be at most 256 (masks hold uint8); got {n_classes}.")
+    if mask_values is not None:
+        mask_values = [int(value) for value in mask_values]
+        if len(mask_values) != labels or len(set(mask_values)) < len(mask_values):
+            raise ValueError(
+                f"mask_values={mask_values} must list {labels} different values "
+                f"for n_classes={n_classes}: the value of each class in the mask files, class 0 "
+                f"first."
+            )
+    image_files, mask_files = _paired_files(directory)
+    stems = sorted(image_files)
+    images, masks = [], []
+    corrupt, colour_masks, size_mismatches, mixed_files = [], [], [], []
+    found, bad_values = set(), {}
+    for stem in stems:
+        image_name, mask_name = f"images/{image_files[stem].name}", f"masks/{mask_files[stem].name}"
+        image_picture, mask_picture = (
+            _open_picture(image_files[stem]),
+            _open_picture(mask_files[stem]),
+        )
+        corrupt += [
+            name for name, p in ((image_name, image_picture), (mask_name, mask_picture)) if not p
+        ]
+        if image_picture is None or mask_picture is None:
+            continue
+        if image_picture.size != mask_picture.size:
+            (iw, ih), (mw, mh) = image_picture.size, mask_picture.size
+            size_mismatches.append(f"'{stem}' ({image_name} {iw}x{ih}, {mask_name} {mw}x{mh})")
+            continue
+        ids = _mask_ids(mask_picture)
+        if ids is None:
+            colour_masks.append(mask_name)
+            continue
+        values = set(np.unique(ids).tolist())
+        found |= values
+        if mask_values is not None:
+            wrong = values - set(mask_values)
+            ids = ids if wrong else map_mask_values(ids, mask_values)
+        elif n_classes == 1:
+            wrong = values - {0, 1, 255}
+            if {1, 255} <= values:
+                mixed_files.append(mask_name)
+            elif 255 in values:
+                ids = ids // 255
+        else:
+            wrong = {value for value in values if not 0 <= value < n_classes}
+        for value in wrong:
+            bad_values.setdefault(value, []).append(mask_name)
+        if wrong or mixed_files:
+            continue
+        masks.append(ids.astype(np.uint8)[..., None])
+        images.append(_picture_array(image_picture))
+    if corrupt:
+        raise ValueError(
+            f"cannot read {short_list(corrupt)}: the file is corrupt, truncated or not really an "
+            f"image. Re-export it, or move the image and its mask out of the folder."
+        )
+    if size_mismatches:
+        raise ValueError(
+            f"image and mask sizes differ (width x height) for {short_list(size_mismatches, 10)}. "
+            f"A mask must have exactly its image's size: re-export the mask at the image's size."
+        )
+    if colour_masks:
+        raise ValueError(
+            f"colour mask(s) {short_list(colour_masks)}: a mask must be ONE channel of class ids "
+            f"(0 background, 1, 2, ...), not an RGB picture. Convert a colour mask by mapping each "
+            f"colour to an id, for example ids = np.zeros(rgb.shape[:2], np.uint8); "
+            f"ids[(rgb == (255, 0, 0)).all(axis=-1)] = 1; then save Image.fromarray(ids) as PNG."
+        )
+    if bad_values or mixed_files:
+        raise _mask_value_error(n_classes, found, bad_values, mixed_files, mask_values)
+    return images, masks, stems
+
+
+# --- The synthetic data set -----------------------------------------------------------------------
+
+#: Synthetic classes: 0 background, then one name per object class.
+SYNTHETIC_CLASS_NAMES = {
+    "binary": ["background", "object"],
+    "multiclass": ["background", "ellipse", "rectangle", "triangle"],
+}
+_COLOURS = {
+    "blob": (0.78, 0.70, 0.55),
+    "ellipse": (0.80, 0.42, 0.30),
+    "rectangle": (0.35, 0.68, 0.40),
+    "triangle": (0.45, 0.62, 0.95),
+}
+
+
+def _shape_distance(kind, rows, cols, center, radii, angle, rng):
+    """Signed distance in pixels (positive inside) of a rotated shape, on the given grids."""
+    dy, dx = rows - center[0], cols - center[1]
+    cos, sin = np.cos(angle), np.sin(angle)
+    u, v = dx * cos + dy * sin, -dx * sin + dy * cos
+    if kind == "rectangle":
+        return np.minimum(radii[0] - np.abs(u), radii[1] - np.abs(v))
+    if kind == "triangle":
+        corner_angles = angle + np.array([0.0, 2.0, 4.0]) * np.pi / 3 + rng.uniform(-0.3, 0.3, 3)
+        corners = (
+            radii[0]
+            * rng.uniform(0.85, 1.15, 3)[:, None]
+            * np.stack([np.sin(corner_angles), np.cos(corner_angles)], axis=1)
+        )
+        distance = np.full(rows.shape, np.inf)
+        for i in range(3):  # positive inside each edge: the corners go round by increasing angle
+            (y0, x0), (y1, x1) = corners[i], corners[(i + 1) % 3]
+            length = np.hypot(y1 - y0, x1 - x0)
+            edge = ((x1 - x0) * (dy - y0) - (y1 - y0) * (dx - x0)) / length
+            distance = np.minimum(distance, edge)
+        return distance
+    wobble = 1.0  # an ellipse; a blob is an ellipse whose radius wobbles with the angle
+    if kind == "blob":
+        lobes, phase, depth = rng.integers(2, 6), rng.uniform(0, 2 * np.pi), rng.uniform(0.05, 0.2)
+        wobble = 1.0 + depth * np.sin(lobes * np.arctan2(v, u) + phase)
+    rho = np.hypot(u / radii[0], v / radii[1]) / wobble
+    return (1.0 - rho) * min(radii)
+
+
+def _smooth_noise(rng, size, grid):
+    """Smooth random field in [-1, 1]: a ``grid`` x ``grid`` random image, resized bicubically."""
+    coarse = rng.uniform(-1.0, 1.0, (grid, grid)).astype(np.float32)
+    picture = Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(picture), -1.0, 1.0)
+
+
+def _synthetic_objects(task, rng, size, n_classes=4):
+    """One image's objects: ``(class_id, kind, center, radii, angle, colour)`` tuples."""
+    objects = []
+    if rng.random() < 0.05:  # some images hold no object at all
+        return objects
+    if task == "binary":
+        plan = [(1, "blob", 4.0, 26.0)] * int(rng.integers(1, 9))
+    else:
+        plan = (
+            [(1, "ellipse", 17.0, 33.0)] * int(rng.integers(1, 3))
+            + [(2, "rectangle", 8.0, 18.0)] * int(rng.integers(1, 5))
+            + [(3, "triangle", 6.0, 11.0)] * int(rng.integers(2, 7))
+        )
+        plan = [entry for entry in plan if entry[0] < n_classes]
+    previous = None
+    for class_id, kind, smallest, largest in plan:
+        radius = np.exp(rng.uniform(np.log(smallest), np.log(largest)))  # many small, few large
+        radii = (radius, radius * rng.uniform(0.55, 1.0))
+        if previous is not None and rng.random() < 0.3:  # touch the previous object
+            direction = rng.uniform(0, 2 * np.pi)
+            reach = 0.9 * (previous[1] + radii[1])
+            center = previous[0] + reach * np.array([np.sin(direction), np.cos(direction)])
+        else:  # anywhere, including partly outside the image
+            center = rng.uniform(-0.3 * radius, size + 0.3 * radius, 2)
+        colour = np.array(_COLOURS[kind]) * rng.uniform(0.85, 1.1) + rng.uniform(-0.06, 0.06, 3)
+        colour += rng.uniform(0.0, 0.35) * (colour.mean() - colour)  # some objects look greyer
+        objects.append((class_id, kind, center, radii, rng.uniform(0, np.pi), colour))
+        previous = (center, radii[0])
+    return objects
+
+
+def synthetic_pair(task="binary", image_size=128, rng=None, n_classes=4):
+    """One synthetic ``(image uint8 (H, W, 3), mask uint8 (H, W) of class ids)`` pair;
+    ``n_classes`` (multiclass, 2 to 4) keeps the first ``n_classes - 1`` object classes."""
+    rng = np.random.default_rng(rng)
+    size = image_size
+    background = rng.uniform(0.22, 0.42) + rng.uniform(-0.04, 0.04, 3)
+    texture = 0.25 * _smooth_noise(rng, size, 5) + 0.15 * _smooth_noise(rng, size, 24)
+    image = np.clip(background * (1.0 + texture)[..., None], 0.0, 1.0)
+    mask = np.zeros((size, size), np.uint8)
+    objects = _synthetic_objects(task, rng, size, n_classes)
+    for class_id, kind, center, radii, angle, colour in objects:
+        reach = radii[0] * 1.2 + 2
+        top, bottom = max(int(center[0] - reach), 0), min(int(center[0] + reach) + 1, size)
+        left, right = max(int(center[1] - reach), 0), min(int(center[1] + reach) + 1, size)
+        if top >= bottom or left >= right:
+            continue
+        rows, cols = np.mgrid[top:bottom, left:right].astype(np.float32)
+        distance = _shape_distance(kind, rows, cols, center, radii, angle, rng)
+        # One soft pixel at the edge; slightly see-through, so the background texture shows.
+        coverage = np.clip(distance + 0.5, 0.0, 1.0)[..., None] * rng.uniform(0.8, 1.0)
+        shading = 1.0 + 0.08 * rng.standard_normal()
+        region = image[top:bottom, left:right]
+        image[top:bottom, left:right] = region * (1 - coverage) + colour * shading * coverage
+        mask[top:bottom, left:right][distance >= 0] = class_id
+    direction = rng.uniform(0, 2 * np.pi)  # uneven illumination: a gradient, some direction
+    rows, cols = np.mgrid[0:size, 0:size] / (size - 1) - 0.5
+    gradient = 1.0 + rng.uniform(0.2, 0.5) * (rows * np.sin(direction) + cols * np.cos(direction))
+    image = image * gradient[..., None] * (1.0 + 0.06 * _smooth_noise(rng, size, 48))[..., None]
+    image = image + rng.uniform(0.02, 0.05) * rng.standard_normal(image.shape)
+    return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8), mask
+
+
+def _synthetic_stem(index):
+    return f"sample_{index:04d}"
+
+
+def _write_synthetic(directory, task, indices, image_size=128, seed=0, n_classes=4):
+    """Write synthetic pairs ``indices``, each from its own generator: image i never changes."""
+    image_folder, mask_folder = Path(directory) / "images", Path(directory) / "masks"
+    image_folder.mkdir(parents=True, exist_ok=True)
+    mask_folder.mkdir(parents=True, exist_ok=True)
+    progress = keras.utils.Progbar(len(indices), unit_name="image") if len(indices) > 200 else None
+    for done, index in enumerate(indices, start=1):
+        image, mask = synthetic_pair(
+            task, image_size, np.random.default_rng([seed, index]), n_classes
+        )
+        stem = _synthetic_stem(index)
+        Image.fromarray(image).save(image_folder / f"{stem}.png")
+        Image.fromarray(mask * 255 if task == "binary" else mask).save(mask_folder / f"{stem}.png")
+        if progress is not None and (done % 50 == 0 or done == len(indices)):
+            progress.update(done)
+
+
+def make_synthetic_dataset(
+    directory, task="binary", n_images=400, image_size=128, seed=0, overwrite=False, n_classes=4
+):
+    """Write a seeded synthetic set (``images/``, ``masks/`` PNGs; binary masks 0/255); return it.
+    Multiclass: ellipses 1, rectangles 2, small rare triangles 3; ``n_classes`` 2-4 keeps some."""
+    if task not in SYNTHETIC_CLASS_NAMES:
+        raise ValueError(f"task must be 'binary' or 'multiclass'; got {task!r}.")
+    check_whole_number("n_images", n_images)
+    if task == "multiclass" and n_classes not in (2, 3, 4):
+        raise ValueError(
+            f"the synthetic multiclass set has 2 to 4 classes (background, ellipse, rectangle, "
+            f"triangle); got n_classes={n_classes!r}."
+        )
+    directory = Path(directory)
+    if directory.exists() and any(  # any visible file at any depth
+        path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(directory).parts)
+        for path in directory.rglob("*")
+    ):
+        if not overwrite:
+            raise FileExistsError(
+                f"{directory.as_posix()} is not empty: pass overwrite=True to replace its "
+                f"images/ and masks/ PNG files, or choose another directory."
+            )
+        for folder in ("images", "masks"):
+            for path in (directory / folder).glob("*.png"):
+                path.unlink()
+    _write_synthetic(directory, task, range(n_images), image_size, seed, n_classes)
+    return directory
+
+
+def _stems(directory):
+    """``(stems with an image and a mask, stems with an image)``: files only, no checks."""
+    stems = {}
+    for folder in ("images", "masks"):
+        path = Path(directory) / folder
+        stems[folder] = {p.stem for p in visible(path) if p.is_file()} if path.is_dir() else set()
+    masks = stems["masks"] | {stem.removesuffix("_mask") for stem in stems["masks"]}
+    return stems["images"] & masks, stems["images"]
+
+
+def _is_synthetic(directory, index, task, image_size=128, seed=0, n_classes=4):
+    """Whether ``images/`` holds synthetic image ``index`` exactly as the generator makes it."""
+    image, _ = synthetic_pair(task, image_size, np.random.default_rng([seed, index]), n_classes)
+    picture = _open_picture(Path(directory) / "images" / f"{_synthetic_stem(index)}.png")
+    return picture is not None and np.array_equal(np.asarray(picture), image)
+
+
+def ensure_dataset(directory, task="binary", n_images=400, **generator_kwargs):
+    """Generate the synthetic set in ``directory`` unless it holds images; return it. A folder of
+    only its first k < ``n_images`` images (the last checked pixel for pixel) gets the rest."""
+    directory = Path(directory)
+    pairs, images = _stems(directory)
+    if not images:
+        make_synthetic_dataset(directory, task=task, n_images=n_images, **generator_kwargs)
+        pairs, _ = _stems(directory)
+        print(f"Generated {len(pairs)} synthetic {task} image/mask pairs in {directory.as_posix()}")
+        return directory
+    found = f"Found {len(pairs)} image/mask pairs in {directory.as_posix()}"
+    k = len(images)
+    if (
+        pairs == images == {_synthetic_stem(index) for index in range(k)}
+        and k < n_images
+        and _is_synthetic(directory, k - 1, task, **generator_kwargs)
+    ):
+        _write_synthetic(directory, task, range(k, n_images), **generator_kwargs)
+        found += f"; added synthetic pairs {k} to {n_images - 1}"
+    print(found)
+    return directory
+
+
+# --- Fixes for Keras 3.15.1 on the PyTorch backend ------------------------------------------------
+
+
+def sparse_categorical_crossentropy(y_true, y_pred):
+    """Keras' sparse categorical cross-entropy per pixel, ids (N, H, W[, 1]) -> (N, H, W), on one
+    flat (N*H*W, K) list: the same numbers, and PyTorch's backward pass fails on 4-D inputs."""
+    # Keras 3.15.1 on PyTorch fix (pytorch/pytorch#175084): delete once 4-D inputs train there.
+    y_pred = keras.ops.convert_to_tensor(y_pred)
+    pixel_shape = keras.ops.shape(y_pred)[:-1]
+    flat_pred = keras.ops.reshape(y_pred, (-1, y_pred.shape[-1]))
+    flat_loss = keras.losses.sparse_categorical_crossentropy(
+        keras.ops.reshape(y_true, (-1,)), flat_pred
+    )
+    return keras.ops.reshape(flat_loss, pixel_shape)
+
+
+@keras.saving.register_keras_serializable(package="unet_helpers")
+class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
+    """The Keras loss through ``sparse_categorical_crossentropy``; ``sample_weight`` per pixel."""
+
+    # Keras 3.15.1 on PyTorch fix (pytorch/pytorch#175084): delete with the function above.
+    def call(self, y_true, y_pred):
+        return sparse_categorical_crossentropy(y_true, y_pred)
+
+
+def _count_confusion(metric, y_true, y_pred, sample_weight=None):
+    """Add a batch to ``metric.total_cm`` (rows true, columns predicted) as a product of one-hot
+    matrices, fast on every backend: Keras' ops.scatter is a Python loop over pixels on PyTorch."""
+    # Keras 3.15.1 on PyTorch fix (no upstream issue named): delete with both metrics once fast.
+    if metric.ignore_class is not None:
+        raise ValueError("ignore_class is not supported here: use the keras.metrics class.")
+    n_labels = metric.num_classes
+    y_true = keras.ops.reshape(keras.ops.convert_to_tensor(y_true, metric.dtype), (-1,))
+    y_pred = keras.ops.reshape(keras.ops.convert_to_tensor(y_pred, metric.dtype), (-1,))
+    weights = 1 if sample_weight is None else keras.ops.convert_to_tensor(sample_weight)
+    weights = keras.ops.cast(weights, metric.dtype)  # int64 in Keras 3.15: weights are truncated
+    if len(weights.shape) > 1:
+        weights = keras.ops.reshape(weights, (-1,))
+    weights = keras.ops.broadcast_to(weights, keras.ops.shape(y_true))
+    inside = keras.ops.logical_and(  # labels outside 0..n_labels-1 are not counted, as in Keras
+        keras.ops.logical_and(y_true >= 0, y_true < n_labels),
+        keras.ops.logical_and(y_pred >= 0, y_pred < n_labels),
+    )
+    true_ids = keras.ops.cast(keras.ops.where(inside, y_true, 0), "int32")
+    predicted_ids = keras.ops.cast(keras.ops.where(inside, y_pred, 0), "int32")
+    weights = keras.ops.cast(keras.ops.where(inside, weights, 0), "float32")
+    true_hot = keras.ops.one_hot(true_ids, n_labels, dtype="float32") * weights[:, None]
+    predicted_hot = keras.ops.one_hot(predicted_ids, n_labels, dtype="float32")
+    batch_matrix = keras.ops.matmul(keras.ops.transpose(true_hot), predicted_hot)
+    return metric.total_cm.assign(
+        metric.total_cm + keras.ops.cast(batch_matrix, metric.total_cm.dtype)
+    )
+
+
+@keras.saving.register_keras_serializable(package="unet_helpers")
+class BinaryIoU(keras.metrics.BinaryIoU):
+    """``keras.metrics.BinaryIoU`` counted by ``_count_confusion``: fast on PyTorch too."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = keras.ops.cast(keras.ops.convert_to_tensor(y_pred) >= self.threshold, self.dtype)
+        return _count_confusion(self, y_true, y_pred, sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="unet_helpers")
+class MeanIoU(keras.metrics.MeanIoU):
+    """``keras.metrics.MeanIoU`` counted by ``_count_confusion``: fast on PyTorch too."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if not self.sparse_y_true:
+            y_true = keras.ops.argmax(y_true, axis=self.axis)
+        if not self.sparse_y_pred:
+            y_pred = keras.ops.argmax(y_pred, axis=self.axis)
+        return _count_confusion(self, y_true, y_pred, sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="unet_helpers")
+class RandomRotation(layers.RandomRotation):
+    """``keras.layers.RandomRotation`` that turns the mask as it turned the image: on PyTorch,
+    ``affine_transform`` swaps entries of the shared matrix in place, so each gets a copy."""
+
+    # Keras 3.15.1 on PyTorch fix (no upstream issue named): delete once masks turn right there.
+    def transform_images(self, images, transformation, training=True):
+        return super().transform_images(images, _own_matrix(transformation), training)
+
+    def transform_segmentation_masks(self, segmentation_masks, transformation, training=True):
+        return super().transform_segmentation_masks(
+            segmentation_masks, _own_matrix(transformation), training
+        )
+
+
+def _own_matrix(transformation):
+    """A transformation whose rotation matrix nothing else shares."""
+    if transformation is None:
+        return None
+    return dict(transformation, rotation_matrix=keras.ops.copy(transformation["rotation_matrix"]))
