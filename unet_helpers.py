@@ -920,7 +920,8 @@ def augmentation_outcomes(augment, count=400, size=64):
 
 class PatchDataset(keras.utils.PyDataset):
     """Seeded random ``patch_size`` crops, augmented, in batches, for ``model.fit``: each image is
-    picked alike (or by ``weights``), however large; nothing resized, small images padded."""
+    picked alike (or by ``weights``), however large; nothing resized, small images padded. An epoch
+    is ``patches_per_epoch`` patches; None: 5 per image, at least 384 (grows with the folder)."""
 
     def __init__(
         self,
@@ -928,7 +929,7 @@ class PatchDataset(keras.utils.PyDataset):
         masks,
         patch_size,
         batch_size=16,
-        patches_per_epoch=512,
+        patches_per_epoch=None,
         augment=True,
         seed=0,
         weights=None,
@@ -945,7 +946,7 @@ class PatchDataset(keras.utils.PyDataset):
         self.masks = [_pad_to_at_least(mask, patch_size) for mask in masks]
         self.patch_size = int(patch_size)
         self.batch_size = int(batch_size)
-        self.patches_per_epoch = int(patches_per_epoch)
+        self.patches_per_epoch = int(patches_per_epoch or max(384, 5 * len(images)))
         self.seed = seed
         self.epoch = 0
         self.augmentation = augmentation(seed=seed) if augment else None
