@@ -1,14 +1,23 @@
 """Shared by the tests that run lessons with edited parameters (test_parameter_sweeps.py,
-test_browser.py, test_backends.py): the parameter sets, scratch runs and students' folders."""
+test_browser.py, test_backends.py): the parameter sets, scratch runs and students' folders.
 
+Run as a script (``python lesson_runs.py NUMBER ROOT PARAMETERS_JSON``) it makes one scratch run:
+``run_together`` starts such runs in separate processes, two at a time.
+"""
+
+import json
+import os
 import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import nbformat
 import numpy as np
 import papermill
 from PIL import Image
 
-import unet_helpers as uh
 from notebook_paths import LESSONS
 
 # Edited parameter sets, keyed by the lesson's two-digit prefix. Every lesson needs a set here
@@ -91,8 +100,32 @@ def run_with_papermill(notebook, parameters):
     return executed
 
 
+def lesson_command(number, root, parameters):
+    """The command that runs ``run_scratch_copy(number, root, parameters)`` in its own process."""
+    return [sys.executable, __file__, number, str(root), json.dumps(parameters)]
+
+
+def run_together(commands, workers=2, timeout=900):
+    """Run ``{name: (command, environment)}`` as processes, ``workers`` at a time; return
+    ``{name: (returncode, output)}``. A small lesson run is mostly one Python thread (imports,
+    tracing, tiny models), so two runs share a 2-core machine in about 0.6 of the time of both."""
+
+    def run(command, environment):
+        done = subprocess.run(
+            command, env={**os.environ, **environment}, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, timeout=timeout, cwd=Path(__file__).parent,
+        )  # fmt: skip
+        return done.returncode, done.stdout
+
+    with ThreadPoolExecutor(workers) as pool:
+        futures = {name: pool.submit(run, *job) for name, job in commands.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def write_students_folder(folder, count=24):
     """A folder in the documented layout made like a student's: mixed sizes, gray and RGB, 0/1."""
+    import unet_helpers as uh  # here, so a scratch run's own process does not import Keras
+
     (folder / "images").mkdir(parents=True)
     (folder / "masks").mkdir()
     rng = np.random.default_rng(7)
@@ -110,6 +143,8 @@ def write_students_folder(folder, count=24):
 
 def write_large_mixed_folder(folder, count=8):
     """A student's microscopy-like folder: large images of mixed sizes, gray and RGB, 0/1 masks."""
+    import unet_helpers as uh
+
     (folder / "images").mkdir(parents=True)
     (folder / "masks").mkdir()
     rng = np.random.default_rng(11)
@@ -123,3 +158,8 @@ def write_large_mixed_folder(folder, count=8):
             picture = picture.convert("L")
         picture.save(folder / "images" / f"scan_{index:02d}.png")
         Image.fromarray(mask[:height, :width]).save(folder / "masks" / f"scan_{index:02d}.png")
+
+
+if __name__ == "__main__":
+    number, root, parameters = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
+    print(run_scratch_copy(number, root, parameters))

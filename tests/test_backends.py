@@ -6,15 +6,12 @@ The backend is chosen as a student would: KERAS_BACKEND set before Python (or th
 """
 
 import json
-import os
-import subprocess
 import sys
 
 import nbformat
 import pytest
 
-from lesson_runs import SWEEPS, run_scratch_copy, write_large_mixed_folder
-from notebook_paths import REPOSITORY
+from lesson_runs import SWEEPS, lesson_command, run_together, write_large_mixed_folder
 
 # The unit tests of the helpers that call Keras (test_data.py reads files with NumPy and Pillow).
 # JAX compiles every small model that test_model.py builds: with it the JAX run took 80 s, without
@@ -25,56 +22,59 @@ UNIT_TESTS = {
     "torch": ["test_model.py", "test_metrics.py", "test_real_images.py"],
 }
 PYTEST = [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider"]
+# Lesson 07 on a student's folder on PyTorch, lesson 08 on a folder without labels/ on JAX.
+LESSONS_ON = {"07": "torch", "08": "jax"}
 
 
-def require(backend):
-    """Skip unless the backend's package is installed."""
-    pytest.importorskip(backend, reason="install it: pip install -r requirements-backends.txt")
-
-
-def test_helper_unit_tests_pass_on_jax_and_pytorch():
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The unit tests and the two lessons on the other backends, two processes at a time."""
     for backend in ("jax", "torch"):
-        require(backend)
-    runs = {  # both at once: a 2-core machine has room, as each run is mostly one Python thread
-        backend: subprocess.Popen(
-            [*PYTEST, *UNIT_TESTS[backend]],
-            cwd=REPOSITORY / "tests",
-            env={**os.environ, "KERAS_BACKEND": backend},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for backend in ("jax", "torch")
+        pytest.importorskip(backend, reason="install it: pip install -r requirements-backends.txt")
+    commands = {
+        backend: ([*PYTEST, *UNIT_TESTS[backend]], {"KERAS_BACKEND": backend})
+        for backend in UNIT_TESTS
     }
-    for backend, run in runs.items():
-        output = run.communicate(timeout=600)[0]
-        assert f"keras backend: {backend}" in output  # conftest's report header
-        assert run.returncode == 0, f"{backend}:\n{output[-4000:]}"
-        print(f"{backend}: {output.strip().splitlines()[-1]}")
+    roots = {}
+    for number, backend in LESSONS_ON.items():
+        roots[number] = tmp_path_factory.mktemp(f"lesson{number}")
+        write_large_mixed_folder(roots[number] / "my_scans")
+        small = {**SWEEPS[number][0], "DATA_DIR": "../my_scans"}
+        command = lesson_command(number, roots[number], small)
+        commands[number] = (command, {"KERAS_BACKEND": backend})  # the kernel inherits it
+    # The lessons first: they take longest, and the unit tests fill in beside them.
+    order = [*LESSONS_ON, *UNIT_TESTS]
+    results = run_together({name: commands[name] for name in order})
+    return results, roots
 
 
-def run_lesson_on(backend, number, root, parameters, monkeypatch):
-    """Run a scratch copy of a lesson in a kernel started with KERAS_BACKEND=backend."""
-    require(backend)
-    monkeypatch.setenv("KERAS_BACKEND", backend)  # the kernel inherits it
-    executed = run_scratch_copy(number, root, parameters)
+def lesson_outputs(runs, number):
+    """The outputs of a lesson's executed copy, after checking it ran on its backend."""
+    (returncode, output), backend = runs[0][number], LESSONS_ON[number]
+    assert returncode == 0, f"lesson {number} on {backend}:\n{output[-4000:]}"
+    executed = output.strip().splitlines()[-1]  # lesson_runs.py prints the executed copy's path
     outputs = json.dumps(nbformat.read(executed, as_version=4).cells)
     assert f"backend {backend}" in outputs
     return outputs
 
 
-def test_lesson_07_runs_on_large_mixed_images_with_pytorch(tmp_path, monkeypatch):
-    write_large_mixed_folder(tmp_path / "my_scans")
-    small = {**SWEEPS["07"][0], "DATA_DIR": "../my_scans"}
-    outputs = run_lesson_on("torch", "07", tmp_path, small, monkeypatch)
+def test_helper_unit_tests_pass_on_jax_and_pytorch(runs):
+    for backend in UNIT_TESTS:
+        returncode, output = runs[0][backend]
+        assert f"keras backend: {backend}" in output  # conftest's report header
+        assert returncode == 0, f"{backend}:\n{output[-4000:]}"
+        print(f"{backend}: {output.strip().splitlines()[-1]}")
+
+
+def test_lesson_07_runs_on_large_mixed_images_with_pytorch(runs):
+    outputs = lesson_outputs(runs, "07")
     assert "8 images; sizes (width x height)" in outputs
     assert "augmented picture and mask agree on" in outputs  # the rotation fix, checked by the cell
 
 
-def test_lesson_08_finds_objects_in_a_folder_without_labels_on_jax(tmp_path, monkeypatch):
-    write_large_mixed_folder(tmp_path / "my_scans")
-    small = {**SWEEPS["08"][0], "DATA_DIR": "../my_scans"}
-    outputs = run_lesson_on("jax", "08", tmp_path, small, monkeypatch)
+def test_lesson_08_finds_objects_in_a_folder_without_labels_on_jax(runs):
+    outputs = lesson_outputs(runs, "08")
     assert "true objects from the connected regions of masks/" in outputs
-    assert (tmp_path / "data" / "models" / "08_nuclei_objects.keras").exists()
-    assert not (tmp_path / "my_scans" / "labels").exists()
+    root = runs[1]["08"]
+    assert (root / "data" / "models" / "08_nuclei_objects.keras").exists()
+    assert not (root / "my_scans" / "labels").exists()
