@@ -1107,17 +1107,25 @@ DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2).tolist())
 _ERROR_KINDS = ("found", "merged", "split", "missed")
 
 
+def _sequential(labels):
+    """Label ids renumbered 1..n in increasing order, 0 kept: ``relabel_sequential`` with one
+    ``bincount`` (it sorts all pixels; this runs thousands of times in lesson 08's search)."""
+    labels = np.asarray(labels, np.int64).squeeze()
+    present = np.bincount(labels.ravel()) > 0
+    present[0] = False
+    return (np.cumsum(present) * present)[labels]
+
+
 def _object_overlaps(true_labels, predicted_labels):
     """``(intersection, true_areas, predicted_areas)``: pixels shared by each true (rows) and
-    predicted object (columns), ids in increasing order."""
-    from skimage.metrics import contingency_table
-    from skimage.segmentation import relabel_sequential
-
-    true = relabel_sequential(np.asarray(true_labels, np.int64).squeeze())[0]
-    predicted = relabel_sequential(np.asarray(predicted_labels, np.int64).squeeze())[0]
+    predicted object (columns), ids in increasing order. Counted densely with ``bincount``:
+    ``skimage.metrics.contingency_table`` gives the same table, sparse and about 5x slower."""
+    true, predicted = _sequential(true_labels), _sequential(predicted_labels)
     if true.shape != predicted.shape:
         raise ValueError(f"label images differ in shape: {true.shape} and {predicted.shape}.")
-    pairs = contingency_table(true, predicted).toarray().astype(np.int64)  # [true id, predicted id]
+    rows, columns = true.max(initial=0) + 1, predicted.max(initial=0) + 1
+    pairs = np.bincount((true * columns + predicted).ravel(), minlength=rows * columns)
+    pairs = pairs.reshape(rows, columns)  # [true id, predicted id]
     return pairs[1:, 1:], pairs[1:].sum(axis=1), pairs[:, 1:].sum(axis=0)
 
 
@@ -1165,10 +1173,7 @@ def object_scores(true_list, predicted_list, threshold=0.5):
 def object_errors(true_labels, predicted_labels, threshold=0.5):
     """What became of each true object (``_ERROR_KINDS`` codes 1..4), which predicted objects are
     false, and a ``map`` of those codes (5: false)."""
-    from skimage.segmentation import relabel_sequential
-
-    true = relabel_sequential(np.asarray(true_labels, np.int64).squeeze())[0]
-    predicted = relabel_sequential(np.asarray(predicted_labels, np.int64).squeeze())[0]
+    true, predicted = _sequential(true_labels), _sequential(predicted_labels)
     intersection, true_areas, predicted_areas = _object_overlaps(true, predicted)
     iou = intersection / (true_areas[:, None] + predicted_areas[None, :] - intersection)
     holds_half = intersection >= 0.5 * true_areas[:, None]  # true object half inside predicted
@@ -1199,7 +1204,7 @@ def grow_seeds(interior, area, seed_threshold=0.5, threshold=0.5, min_size=10, m
     """int32 objects from 3-class probabilities: interior seeds (cut by ``split_touching`` with
     ``min_distance``) grown by a watershed over interior + boundary."""
     from skimage.measure import label
-    from skimage.segmentation import relabel_sequential, watershed
+    from skimage.segmentation import watershed
 
     nucleus = area > threshold
     seeds = (interior > seed_threshold) & nucleus
@@ -1210,10 +1215,9 @@ def grow_seeds(interior, area, seed_threshold=0.5, threshold=0.5, min_size=10, m
     labels = watershed(-interior, seeds, mask=nucleus)
     leftover = label(nucleus & (labels == 0))  # nucleus regions without a seed: objects too
     labels = np.where(leftover > 0, leftover + labels.max(), labels)
-    small = np.bincount(labels.ravel()) < min_size
-    small[0] = False
-    labels[small[labels]] = 0
-    return relabel_sequential(labels.astype(np.int32))[0]
+    kept = np.bincount(labels.ravel()) >= max(min_size, 1)  # objects of min_size pixels or more
+    kept[0] = False
+    return (np.cumsum(kept) * kept).astype(np.int32)[labels]  # renumbered 1..n
 
 
 def instances_from_probabilities(
