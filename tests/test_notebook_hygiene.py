@@ -8,13 +8,16 @@ import nbformat
 import pytest
 
 from execute_notebooks import STORED_ARITHMETIC
-from notebook_paths import LESSONS
+from notebook_paths import LESSONS, REPOSITORY
 
 MACHINE_PATH = re.compile(r"/(root|home|tmp|Users)/[^\s'\"]+")
 
 
-def test_there_are_lessons():
-    assert len(LESSONS) >= 3, "expected the lesson notebooks in notebooks/"
+def test_lessons_are_numbered_in_order_and_listed_in_the_readme():
+    numbers = [int(path.name[:2]) for path in LESSONS]
+    assert numbers and numbers == list(range(1, len(numbers) + 1)), f"gaps or repeats: {numbers}"
+    listed = re.findall(r"^\d+\. `(\d\d_\w+\.ipynb)`", (REPOSITORY / "README.md").read_text(), re.M)
+    assert listed == [path.name for path in LESSONS], "README's lesson list differs from notebooks/"
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
