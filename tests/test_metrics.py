@@ -327,6 +327,22 @@ def test_dice_loss_trains_and_the_model_reloads(tmp_path, fresh_session):
     assert loaded.loss.get_config()["cross_entropy"] is True
 
 
+@pytest.mark.parametrize("n_classes", [1, 3])
+def test_model_save_and_load_round_trip(tmp_path, n_classes):
+    # On every backend (tests/test_backends.py runs this file on JAX and PyTorch): the course's
+    # metrics and losses are saved with the model and loaded back.
+    keras.backend.clear_session()
+    model = uh.compile_unet(uh.build_unet((32, 32, 3), n_classes, base_filters=2, depth=1))
+    rng = np.random.default_rng(0)
+    images = rng.random((2, 32, 32, 3), dtype=np.float32)
+    model.fit(images, rng.integers(0, max(n_classes, 2), (2, 32, 32, 1)), epochs=1, verbose=0)
+    expected = model.predict(images, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_array_equal(loaded.predict(images, verbose=0), expected)
+    assert loaded.output_shape == (None, 32, 32, n_classes)
+
+
 def test_pixel_weights_mean_one_and_rare_class_heavier():
     masks = np.zeros((2, 10, 10, 1), dtype=np.uint8)
     masks[:, :3, :3] = 1  # 9% of the pixels
