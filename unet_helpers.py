@@ -42,20 +42,25 @@ from pathlib import Path
 import keras
 import numpy as np
 from keras import layers
-from PIL import Image
 
 import unet_support as support
 from unet_support import (
     SYNTHETIC_CLASS_NAMES,
     BinaryIoU,
     MeanIoU,
+    ObjectSettings,
     RandomRotation,
     SparseCategoricalCrossentropy,
     ensure_dataset,
     image_files,
     make_synthetic_dataset,
+    object_settings,
+    peak_memory_bytes,
     read_image,
+    save_labels,
+    save_object_table,
     synthetic_pair,
+    with_object_settings,
 )
 
 # --- Model: blocks and build_unet (lessons 01-03) -------------------------------------------------
@@ -103,21 +108,12 @@ def check_unet_config(input_shape, n_classes=1, base_filters=64, depth=4):
             f"input_shape must be (height, width, channels), for example (128, 128, 3); "
             f"got {input_shape!r}. A grayscale image still needs its channel: (128, 128, 1)."
         )
-    support.check_n_classes(n_classes)
-    support.check_whole_number("depth", depth, "use the number of pooling steps, typically 3 or 4")
-    support.check_whole_number(
-        "base_filters", base_filters, "16 on a CPU, 64 in the original U-Net"
-    )
-    height, width, channels = input_shape
-    if not isinstance(channels, (int, np.integer)) or channels < 1:
-        raise ValueError(
-            f"input_shape must end with the number of channels (1 grayscale, 3 RGB); "
-            f"got {input_shape!r}."
-        )
+    settings = (*input_shape, n_classes, depth, base_filters)
+    names = ("height", "width", "channels", "n_classes", "depth", "base_filters")
+    for name, value in zip(names, settings, strict=True):
+        support.check_whole_number(name, value)
     step = 2**depth
-    for axis, size in (("height", height), ("width", width)):
-        if not isinstance(size, (int, np.integer)) or size < 1:
-            raise ValueError(f"input {axis} must be a positive integer; got {size!r}.")
+    for axis, size in zip(("height", "width"), input_shape[:2], strict=True):
         if size % step:
             raise ValueError(
                 f"input {axis} {size} is not divisible by 2**depth = {step}: each of the {depth} "
@@ -150,8 +146,7 @@ def build_unet(
 
 
 def _head_activation(n_classes):
-    """Sigmoid for one channel (binary), softmax for K >= 2 classes (one class per pixel).
-    Multi-label masks need K sigmoid channels and binary cross-entropy: build those by hand."""
+    """Sigmoid for one channel (binary), softmax for K >= 2 classes (one class per pixel)."""
     return "sigmoid" if n_classes == 1 else "softmax"
 
 
@@ -166,18 +161,15 @@ def training_setup(n_classes):
 
 def mask_classes(n_classes):
     """Label values in the masks for a head of ``n_classes`` channels: 2 for binary, else K."""
-    support.check_n_classes(n_classes)
+    support.check_whole_number("n_classes", n_classes)
     return 2 if n_classes == 1 else int(n_classes)
 
 
 def predicted_classes(probabilities, threshold=0.5):
     """Class ids uint8 ``(..., 1)`` of model output ``(..., C)``: threshold 1 channel, argmax K."""
     probabilities = np.asarray(probabilities)
-    if probabilities.ndim == 0:
-        raise ValueError("probabilities must have a channel axis last, for example (N, H, W, C).")
-    channels = probabilities.shape[-1]
-    dtype = np.uint8 if channels <= 256 else np.int64
-    if channels == 1:
+    dtype = np.uint8 if probabilities.shape[-1] <= 256 else np.int64
+    if probabilities.shape[-1] == 1:
         return (probabilities >= threshold).astype(dtype)
     return np.argmax(probabilities, axis=-1, keepdims=True).astype(dtype)
 
@@ -201,10 +193,7 @@ def compile_unet(model, learning_rate=1e-3, loss=None, clipnorm=None):
             resolved = keras.losses.get(loss)
         except ValueError:  # a name only model.compile knows, such as "crossentropy"
             resolved = None
-    binary_crossentropy = keras.losses.binary_crossentropy
-    if n_classes > 1 and (
-        resolved is binary_crossentropy or getattr(resolved, "fn", None) is binary_crossentropy
-    ):
+    if n_classes > 1 and getattr(resolved, "fn", resolved) is keras.losses.binary_crossentropy:
         raise ValueError(
             f"binary_crossentropy scores each of the {n_classes} softmax channels as an "
             f"independent yes/no question, but a softmax head gives one class per pixel. For "
@@ -302,10 +291,15 @@ def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1):
 # --- Data: loading, tiles, split, pictures (lessons 04-07) ----------------------------------------
 
 
+def _check_channels(channels, allowed=(None, 1, 3)):
+    """Raise a ValueError unless ``channels`` is 1 (grayscale) or 3 (RGB)."""
+    if channels not in allowed:
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB); got {channels!r}.")
+
+
 def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"):
-    """float32 (H, W, C) in [0, 1], scaled between the image's own percentiles (``None``: by
-    its type's maximum; "auto": percentiles for grayscale only). ``channels`` 1 or 3 converts;
-    ``invert="auto"`` makes a grayscale image with a bright background its negative."""
+    """float32 (H, W, C) in [0, 1] between the image's percentiles (None: its type's maximum);
+    ``channels`` 1 or 3 converts; "auto" inverts a grayscale image on a bright background."""
     array = np.asarray(image)
     maximum = np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1.0
     if array.dtype.kind == "i" and array.max(initial=0) <= 65535:
@@ -317,18 +311,11 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"
             f"an image must be (H, W) grayscale or (H, W, C) with 1, 3 or 4 channels; got shape "
             f"{array.shape}. Read files with uh.read_image."
         )
-    if channels is not None:
-        support.check_channels(channels)
+    _check_channels(channels)
     if invert not in ("auto", True, False):
         raise ValueError(f'invert must be "auto", True or False; got {invert!r}.')
     array = array[..., :3].astype(np.float32)  # RGBA: drop alpha
     gray = array.shape[-1] == 1 or bool(np.all(array == array[..., :1]))
-    if isinstance(percentiles, str):
-        if percentiles != "auto":
-            raise ValueError(
-                f'percentiles must be (low, high), None or "auto"; got {percentiles!r}.'
-            )
-        percentiles = (1.0, 99.8) if gray else None
     if channels == 1 and array.shape[-1] == 3:
         array = array @ np.array([[0.299], [0.587], [0.114]], np.float32)  # luminance, as Pillow
     elif channels == 3 and array.shape[-1] == 1:
@@ -345,8 +332,8 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"
 
 
 def bright_background(image):
-    """True for a grayscale image of dark objects on a bright background (``normalize_image``'s
-    rule: its median is above 0.5 once scaled). Colour images: False."""
+    """True for a grayscale image whose median is above 0.5 once scaled: ``normalize_image``
+    inverts it (lesson 07). Colour images: False."""
     array = np.asarray(image)
     if array.ndim == 3 and not np.all(array[..., :3] == array[..., :1]):
         return False
@@ -354,9 +341,9 @@ def bright_background(image):
 
 
 def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None):
-    """Full-resolution ``(images, masks, stems)``: float32 (H, W, channels) ``normalize_image``d,
-    uint8 (H, W, 1) class ids. ``mask_values``: each class's value in the files, class 0 first."""
-    support.check_channels(channels)
+    """Full-resolution ``(images, masks, stems)``: float32 ``normalize_image``d images, uint8
+    (H, W, 1) class ids (lesson 07). ``mask_values``: each class's value in the files."""
+    _check_channels(channels, (1, 3))
     pictures, masks, stems = support.read_pairs(directory, n_classes, mask_values)
     return [normalize_image(p, channels, percentiles) for p in pictures], masks, stems
 
@@ -379,8 +366,8 @@ def _tile_starts(length, tile_size, stride):
 
 
 def cut_tiles(array, tile_size):
-    """``tile_size`` tiles (n, tile_size, tile_size, ...) that cover a 2-D array, no resizing
-    (small arrays are reflect-padded; the last tiles overlap their neighbours)."""
+    """``tile_size`` tiles (n, tile_size, tile_size, ...) covering an array: no resizing, small
+    arrays reflect-padded, the last tiles overlapping their neighbours (lesson 04)."""
     array = _pad_to_at_least(array, tile_size)
     tops, lefts = (_tile_starts(length, tile_size, tile_size) for length in array.shape[:2])
     return np.stack([array[t : t + tile_size, s : s + tile_size] for t in tops for s in lefts])
@@ -391,16 +378,11 @@ def load_dataset(
 ):
     """``load_images`` cut into ``image_size`` tiles (``cut_tiles``): ``(images, masks, stems)``,
     stems naming the file of each tile, for ``split_dataset(groups=...)``."""
-    full_images, full_masks, file_stems = load_images(
-        directory, n_classes, channels, percentiles, mask_values
-    )
-    images, masks, stems = [], [], []
-    for image, mask, stem in zip(full_images, full_masks, file_stems, strict=True):
-        tiles = cut_tiles(image, image_size)
-        images.append(tiles)
-        masks.append(cut_tiles(mask, image_size))
-        stems += [stem] * len(tiles)
-    return np.concatenate(images), np.concatenate(masks), stems
+    images, masks, stems = load_images(directory, n_classes, channels, percentiles, mask_values)
+    images = [cut_tiles(image, image_size) for image in images]
+    stems = [stem for stem, tiles in zip(stems, images, strict=True) for _ in tiles]
+    masks = np.concatenate([cut_tiles(mask, image_size) for mask in masks])
+    return np.concatenate(images), masks, stems
 
 
 def class_pixel_fractions(masks, n_classes):
@@ -422,18 +404,16 @@ def split_dataset(
     """Seeded split into {"train", "validation", "test": (images, masks)}. ``groups`` keep tiles of
     one picture in one split; ``strata`` split each kind on its own (under 3 groups: train)."""
     count = len(images)
-    if len(masks) != count:
-        raise ValueError(f"got {count} images but {len(masks)} masks: they must pair up.")
-    for name, fraction in (("validation", validation_fraction), ("test", test_fraction)):
-        if not 0 < fraction < 1:
-            raise ValueError(f"{name}_fraction must be between 0 and 1; got {fraction!r}.")
-    if validation_fraction + test_fraction >= 1:
-        raise ValueError("validation_fraction + test_fraction must leave images for training.")
     groups = np.arange(count) if groups is None else groups
     strata = np.zeros(count, int) if strata is None else strata
-    for name, labels in (("groups", groups), ("strata", strata)):
-        if len(labels) != count:
-            raise ValueError(f"got {len(labels)} {name} for {count} images: give one per image.")
+    if not len(masks) == len(groups) == len(strata) == count:
+        raise ValueError(
+            f"got {count} images, {len(masks)} masks, {len(groups)} groups and {len(strata)} "
+            f"strata: give one of each per image."
+        )
+    fractions = (validation_fraction, test_fraction)
+    if min(fractions) <= 0 or sum(fractions) >= 1:
+        raise ValueError(f"fractions must be > 0 and leave images for training; got {fractions}.")
     names, group_of = np.unique(np.asarray(groups), return_inverse=True)
     if len(names) < 3:
         raise ValueError(
@@ -544,11 +524,7 @@ def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_n
                 errors[predicted != truth] = (1.0, 0.2, 0.2)
                 titles[3] = "errors (red)"
             labels = mask_classes(n_classes)
-            iou = (
-                per_class_iou(truth, predicted, labels)[1]
-                if n_classes == 1
-                else mean_iou(truth, predicted, labels)
-            )
+            iou = mean_iou(truth, predicted, labels, include_background=n_classes > 1)
             titles[2] = "prediction" + ("" if np.isnan(iou) else f" (IoU {iou:.2f})")
             panels += [colorize_mask(predicted, n_classes), errors]
         panels.append(_overlay(image, truth, n_classes))
@@ -563,8 +539,7 @@ def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_n
         names = class_names or ["background"] + [f"class {i}" for i in range(1, n_classes)]
         if len(names) != n_classes:
             raise ValueError(
-                f"got {len(names)} class_names for n_classes={n_classes}: give one name per class, "
-                f"background first."
+                f"got {len(names)} class_names for n_classes={n_classes}: one a class."
             )
         handles = [
             Patch(facecolor=colour, edgecolor="0.5", label=f"{i} {name}")
@@ -578,55 +553,11 @@ def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_n
 # --- Metrics: confusion matrix, IoU, Dice, training metrics and losses, plots (lessons 04-06) -----
 
 
-def _check_label_masks(y_true, y_pred):
-    """Both masks as NumPy arrays of class ids with one shape, or a ValueError naming the fix."""
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
-    if y_true.shape != y_pred.shape:
-        hint = "compare masks of the same images, with the same (N, H, W, 1) layout"
-        if y_pred.shape[:-1] == y_true.shape[:-1] and y_pred.ndim and y_pred.shape[-1] > 1:
-            hint = (
-                f"y_pred has {y_pred.shape[-1]} channels, which looks like per-class "
-                f"probabilities: take the argmax first with uh.predicted_classes(y_pred)"
-            )
-        raise ValueError(
-            f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape: {hint}."
-        )
-    for name, mask in (("y_true", y_true), ("y_pred", y_pred)):
-        if mask.dtype.kind not in "biuf":
-            raise ValueError(f"{name} must hold integer class ids; got dtype {mask.dtype}.")
-        if mask.dtype.kind == "f" and not np.all(np.isfinite(mask) & (mask == np.round(mask))):
-            fix = (
-                "threshold (1 channel) or argmax (K channels) first: uh.predicted_classes(y_pred)"
-                if name == "y_pred"
-                else "masks must hold class ids 0, 1, ..., not probabilities or resized values"
-            )
-            example = mask[mask != np.round(mask)][0]
-            raise ValueError(
-                f"{name} holds non-integer values (for example {example:.3g}), which look like "
-                f"probabilities: {fix}."
-            )
-    return y_true, y_pred
-
-
 def confusion_matrix(y_true, y_pred, n_labels):
-    """Pixel counts int64 ``(n_labels, n_labels)``, rows true, columns predicted: scikit-learn's
-    counts (lesson 05 checks), ~100x faster, and labels outside 0..n_labels-1 are refused."""
+    """Pixel counts int64 ``(n_labels, n_labels)``, rows true, columns predicted (lesson 05):
+    scikit-learn's counts, ~100x faster, and labels outside 0..n_labels-1 refused."""
     support.check_whole_number("n_labels", n_labels)
-    y_true, y_pred = _check_label_masks(y_true, y_pred)
-    for name, mask in (("y_true", y_true), ("y_pred", y_pred)):
-        if mask.size and (mask.min() < 0 or mask.max() >= n_labels):
-            bad = mask.min() if mask.min() < 0 else mask.max()
-            hint = (
-                "masks stored as 0/255 images need dividing by 255 first"
-                if bad == 255
-                else "a binary model (n_classes=1) has 2 mask classes: n_labels = "
-                "uh.mask_classes(1) = 2"
-            )
-            raise ValueError(
-                f"{name} holds label {bad:g}, outside 0..{n_labels - 1} for "
-                f"n_labels={n_labels}: {hint}."
-            )
+    y_true, y_pred = support.check_label_masks(y_true, y_pred, n_labels)
     flat_index = y_true.astype(np.int64).ravel() * n_labels + y_pred.astype(np.int64).ravel()
     counts = np.bincount(flat_index, minlength=n_labels * n_labels)
     return counts.reshape(n_labels, n_labels).astype(np.int64)
@@ -634,7 +565,7 @@ def confusion_matrix(y_true, y_pred, n_labels):
 
 def pixel_accuracy(y_true, y_pred):
     """Share of pixels whose predicted class id equals the true one (high even for empty masks)."""
-    y_true, y_pred = _check_label_masks(y_true, y_pred)
+    y_true, y_pred = support.check_label_masks(y_true, y_pred)
     return float(np.mean(y_true == y_pred)) if y_true.size else float("nan")
 
 
@@ -680,7 +611,7 @@ def mean_iou(y_true, y_pred, n_labels, include_background=True):
 
 def per_image_iou(y_true, y_pred, class_id=1):
     """IoU of one class for each image (axis 0), float64 ``(N,)``; NaN where it is in neither."""
-    y_true, y_pred = _check_label_masks(y_true, y_pred)
+    y_true, y_pred = support.check_label_masks(y_true, y_pred)
     if y_true.ndim < 2:
         raise ValueError(f"masks must be a batch (N, H, W, 1); got shape {y_true.shape}.")
     pixels = int(np.prod(y_true.shape[1:]))
@@ -830,18 +761,6 @@ def plot_history(history, metrics=None):
         ax.legend()
     fig.tight_layout()
     return fig
-
-
-def peak_memory_bytes():
-    """Peak resident memory of this process in bytes, or None where it cannot be read (Windows)."""
-    import sys
-
-    if sys.platform == "win32":
-        return None
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux, bytes on macOS
-    return peak if sys.platform == "darwin" else peak * 1024
 
 
 def plot_confusion_matrix(matrix, class_names=None, normalize=True):
@@ -1251,43 +1170,6 @@ def classical_instances(image, min_distance=6, min_size=10, sigma=1.0):
     return instances_from_mask(otsu_mask(image, sigma), min_size, min_distance).astype(np.int32)
 
 
-@keras.saving.register_keras_serializable(package="unet_helpers")
-class ObjectSettings(keras.layers.Layer):
-    """An identity layer whose config carries ``predict_instances``' settings into a .keras file."""
-
-    def __init__(self, settings=None, **kwargs):
-        super().__init__(**kwargs)
-        self.settings = dict(settings or {})
-
-    def call(self, inputs):
-        return inputs
-
-    def get_config(self):
-        return {**super().get_config(), "settings": self.settings}
-
-
-def with_object_settings(model, **settings):
-    """The model ending in an ``ObjectSettings`` layer holding ``settings`` (numbers, strings)."""
-    if isinstance(model.layers[-1], ObjectSettings):
-        model = keras.Model(model.inputs, model.layers[-1].input, name=model.name)
-    plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in settings.items()}
-    outputs = ObjectSettings(plain, name="object_settings")(model.outputs[0])
-    return keras.Model(model.inputs, outputs, name=model.name)
-
-
-def object_settings(model):
-    """``predict_instances``' settings: the defaults for the model's head, then those it stores."""
-    defaults = {
-        "threshold": 0.5,  # nucleus probability (binary: the sigmoid; 3-class: 1 - background)
-        "seed_threshold": 0.5 if model.output_shape[-1] >= 3 else None,  # interior seeds
-        "min_size": 10,  # pixels; smaller objects are dropped
-        "min_distance": None,  # None, or cut objects (seeds) at necks: a distance watershed
-        "overlap": 0.5,  # of the prediction tiles (predict_tiled)
-    }
-    stored = [layer.settings for layer in model.layers if isinstance(layer, ObjectSettings)]
-    return {**defaults, **(stored[-1] if stored else {})}
-
-
 def predict_instances(model, image, **settings):
     """int32 (H, W) objects of an image file's array: ``predict_tiled``, then
     ``instances_from_probabilities`` with ``object_settings(model)`` updated by ``settings``."""
@@ -1314,43 +1196,3 @@ def load_labels(directory, stems, masks):
                 f"labels/{files[stem].name} is {label.shape}, its mask {mask.shape[:2]}."
             )
     return labels
-
-
-def save_labels(path, labels):
-    """Write instance labels as a 16-bit PNG or TIFF (by suffix); Fiji, napari, QuPath open it."""
-    labels = np.asarray(labels)
-    if labels.min(initial=0) < 0 or labels.max(initial=0) > 65535:
-        raise ValueError("16-bit label images hold ids 0..65535.")
-    Image.fromarray(labels.astype(np.uint16)).save(path)
-
-
-#: Column names of ``save_object_table`` (``regionprops_table`` names -> CSV names).
-_OBJECT_COLUMNS = {
-    "label": "id",
-    "area": "area",
-    "centroid-0": "centroid_row",
-    "centroid-1": "centroid_col",
-    "intensity_mean": "mean_intensity",
-}
-
-
-def save_object_table(path, labels, image):
-    """CSV of id, area, centroid and mean intensity per object; returns the column names."""
-    import csv
-
-    from skimage.measure import regionprops_table
-
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[-1] == 1:
-        image = image[..., 0]
-    properties = ("label", "area", "centroid", "intensity_mean")
-    table = regionprops_table(np.asarray(labels), image, properties=properties)
-    columns = [
-        _OBJECT_COLUMNS.get(name, name.replace("intensity_mean-", "mean_intensity_"))
-        for name in table
-    ]
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(columns)
-        writer.writerows(zip(*(np.round(values, 3) for values in table.values()), strict=True))
-    return columns
