@@ -1,11 +1,13 @@
 """Shared code for the unet-from-blocks lessons: U-Net blocks, ``build_unet``, data, metrics, plots.
 
-Each name is introduced by a lesson and lives here once, in lesson order; plumbing the lessons need
-not read (folder checks, the synthetic-data renderer, PyTorch fixes) is in unet_support.py, and the
-names of it the lessons call are imported here. Keras 3 only (``import keras``): any backend.
+Each name is introduced by a lesson and lives here once, in lesson order; its docstring ends its
+first line with that lesson, "(lesson NN)". Plumbing the lessons need not read (folder checks and
+readers, the synthetic-data renderer, fixes for Keras on PyTorch, two figures, file writers) is in
+unet_support.py, which never imports this module; the names of it the lessons call are imported
+here. Keras 3 only (``import keras``): any backend.
 
 Contents, by the lesson that introduces each name; a name in parentheses is used by the one
-before it (tests/test_lint.py checks that each public name is listed once, in its lesson):
+before it (tests/test_lint.py checks that each public name is listed once, under its tag's lesson):
 
 * 01 architecture: ``feature_map_table``, ``print_feature_map_table``, ``valid_sizes_near``,
   ``check_unet_config``, ``plot_unet_diagram``.
@@ -56,6 +58,8 @@ from unet_support import (
     make_synthetic_dataset,
     object_settings,
     peak_memory_bytes,
+    plot_confusion_matrix,
+    plot_history,
     read_image,
     save_labels,
     save_object_table,
@@ -65,13 +69,13 @@ from unet_support import (
 
 # --- Model: blocks and build_unet (lessons 01-03) -------------------------------------------------
 
-#: Moving averages for ``predict`` lag about ``momentum / (1 - momentum)`` steps: Keras' 0.99 suits
-#: long runs, 0.9 follows a short CPU run more closely (lesson 03, section 7).
+#: BatchNormalization's momentum (lesson 02): its averages lag ``momentum / (1 - momentum)`` steps;
+#: Keras' 0.99 suits long runs, 0.9 a short CPU run (lesson 03, section 7).
 BATCHNORM_MOMENTUM = 0.9
 
 
 def conv_block(x, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
-    """Two rounds of 3x3 Conv2D (same padding) -> BatchNormalization -> ReLU."""
+    """Two rounds of 3x3 Conv2D (same padding) -> BatchNormalization -> ReLU (lesson 02)."""
     for _ in range(2):
         x = layers.Conv2D(filters, 3, padding="same")(x)
         x = layers.BatchNormalization(momentum=batchnorm_momentum)(x)
@@ -80,21 +84,21 @@ def conv_block(x, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
 
 
 def encoder_block(x, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
-    """conv_block then 2x2 max pooling; returns ``(skip, pooled)``, skip going to the decoder."""
+    """conv_block then 2x2 max pooling: ``(skip, pooled)``, skip for the decoder (lesson 02)."""
     skip = conv_block(x, filters, batchnorm_momentum)
     pooled = layers.MaxPooling2D(2)(skip)
     return skip, pooled
 
 
 def decoder_block(x, skip, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
-    """2x2 stride-2 Conv2DTranspose (doubles height and width), concatenate ``skip``, conv_block."""
+    """2x2 stride-2 Conv2DTranspose (doubles H, W), concatenate ``skip``, conv_block (lesson 02)."""
     x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same")(x)
     x = layers.Concatenate()([x, skip])
     return conv_block(x, filters, batchnorm_momentum)
 
 
 def valid_sizes_near(size, depth):
-    """The two sizes below and the two above ``size`` that are divisible by ``2**depth``."""
+    """The two sizes below and the two above ``size`` divisible by ``2**depth`` (lesson 01)."""
     step = 2**depth
     below = [(size // step - i) * step for i in range(2)]
     above = [(size // step + 1 + i) * step for i in range(2)]
@@ -102,7 +106,7 @@ def valid_sizes_near(size, depth):
 
 
 def check_unet_config(input_shape, n_classes=1, base_filters=64, depth=4):
-    """Raise a ValueError that names the fix if these settings cannot make a U-Net."""
+    """Raise a ValueError that names the fix if these settings cannot make a U-Net (lesson 01)."""
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
         raise ValueError(
             f"input_shape must be (height, width, channels), for example (128, 128, 3); "
@@ -130,8 +134,8 @@ def build_unet(
     batchnorm_momentum=BATCHNORM_MOMENTUM,
     name="U-Net",
 ):
-    """The U-Net: ``depth`` encoder blocks, a bridge, ``depth`` decoder blocks, a 1x1 head.
-    Level ``i`` has ``base_filters * 2**i`` filters; sigmoid head for 1 class, softmax for K."""
+    """The U-Net: ``depth`` encoder and decoder blocks, a bridge, a 1x1 head (lesson 03).
+    Level ``i`` has ``base_filters * 2**i`` filters; sigmoid for 1 class, softmax for K."""
     check_unet_config(input_shape, n_classes, base_filters, depth)
     x = inputs = keras.Input(shape=tuple(input_shape), name="image")
     skips = []
@@ -151,8 +155,8 @@ def _head_activation(n_classes):
 
 
 def training_setup(n_classes):
-    """Head activation, loss and metrics for ``n_classes``: binary cross-entropy for 1 channel,
-    sparse categorical cross-entropy (masks of class ids) for K."""
+    """Head activation, loss and metrics for ``n_classes`` (lesson 03): binary cross-entropy for
+    1 channel, sparse categorical cross-entropy (masks of class ids) for K."""
     mask_classes(n_classes)  # validates n_classes
     activation = _head_activation(n_classes)
     loss = keras.losses.BinaryCrossentropy() if n_classes == 1 else SparseCategoricalCrossentropy()
@@ -160,13 +164,14 @@ def training_setup(n_classes):
 
 
 def mask_classes(n_classes):
-    """Label values in the masks for a head of ``n_classes`` channels: 2 for binary, else K."""
+    """Label values in the masks of a head of ``n_classes`` channels: 2 for 1, or K (lesson 04)."""
     support.check_whole_number("n_classes", n_classes)
     return 2 if n_classes == 1 else int(n_classes)
 
 
 def predicted_classes(probabilities, threshold=0.5):
-    """Class ids uint8 ``(..., 1)`` of model output ``(..., C)``: threshold 1 channel, argmax K."""
+    """uint8 class ids ``(..., 1)`` of output ``(..., C)``: 1 channel thresholded, else argmax
+    (lesson 04)."""
     probabilities = np.asarray(probabilities)
     dtype = np.uint8 if probabilities.shape[-1] <= 256 else np.int64
     if probabilities.shape[-1] == 1:
@@ -175,7 +180,7 @@ def predicted_classes(probabilities, threshold=0.5):
 
 
 def compile_unet(model, learning_rate=1e-3, loss=None, clipnorm=None):
-    """Compile with Adam and the loss and metrics of the model's own head (``training_setup``).
+    """Compile with Adam, the loss and metrics of the model's head (``training_setup``) (lesson 03).
     ``loss`` replaces the default loss; binary cross-entropy on a softmax head is refused."""
     n_classes = int(model.output_shape[-1])  # the head's channels
     setup = training_setup(n_classes)
@@ -211,7 +216,7 @@ def compile_unet(model, learning_rate=1e-3, loss=None, clipnorm=None):
 
 
 def multiply_adds(model):
-    """Multiply-adds of the convolutions of a model, for one image."""
+    """Multiply-adds of the convolutions of a model, for one image (lesson 03)."""
     total = 0
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2DTranspose):  # kernel applied per input pixel
@@ -222,7 +227,7 @@ def multiply_adds(model):
 
 
 def feature_map_table(input_shape, base_filters=64, depth=4):
-    """Rows ``(stage, height, width, filters)`` of the feature maps, from input to output."""
+    """Rows ``(stage, height, width, filters)`` of the feature maps, input to output (lesson 01)."""
     check_unet_config(input_shape, 1, base_filters, depth)
     height, width, channels = input_shape
 
@@ -235,14 +240,14 @@ def feature_map_table(input_shape, base_filters=64, depth=4):
 
 
 def print_feature_map_table(input_shape, base_filters=64, depth=4):
-    """Print feature_map_table as aligned columns."""
+    """Print feature_map_table as aligned columns (lesson 01)."""
     print(f"{'stage':<10} {'height':>6} {'width':>6} {'filters':>8}")
     for stage, height, width, filters in feature_map_table(input_shape, base_filters, depth):
         print(f"{stage:<10} {height:>6} {width:>6} {filters:>8}")
 
 
 def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1):
-    """Draw the U: a box per level (size, filters), pooling, up-sampling and skip arrows."""
+    """Draw the U: a box per level (size, filters), pooling, up-sampling and skips (lesson 01)."""
     import matplotlib.pyplot as plt
 
     check_unet_config(input_shape, n_classes, base_filters, depth)
@@ -298,8 +303,8 @@ def _check_channels(channels, allowed=(None, 1, 3)):
 
 
 def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"):
-    """float32 (H, W, C) in [0, 1] between the image's percentiles (None: its type's maximum);
-    ``channels`` 1 or 3 converts; "auto" inverts a grayscale image on a bright background."""
+    """float32 (H, W, C) in [0, 1] between the image's percentiles, None: its type's maximum
+    (lesson 07); ``channels`` 1 or 3 converts; "auto" inverts grayscale on a bright background."""
     array = np.asarray(image)
     maximum = np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1.0
     if array.dtype.kind == "i" and array.max(initial=0) <= 65535:
@@ -332,8 +337,8 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"
 
 
 def bright_background(image):
-    """True for a grayscale image whose median is above 0.5 once scaled: ``normalize_image``
-    inverts it (lesson 07). Colour images: False."""
+    """True for a grayscale image whose scaled median is above 0.5 (lesson 07): ``normalize_image``
+    inverts it. Colour images: False."""
     array = np.asarray(image)
     if array.ndim == 3 and not np.all(array[..., :3] == array[..., :1]):
         return False
@@ -341,8 +346,8 @@ def bright_background(image):
 
 
 def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None):
-    """Full-resolution ``(images, masks, stems)``: float32 ``normalize_image``d images, uint8
-    (H, W, 1) class ids (lesson 07). ``mask_values``: each class's value in the files."""
+    """Full-resolution ``(images, masks, stems)`` (lesson 07): float32 ``normalize_image``d images,
+    uint8 (H, W, 1) class ids. ``mask_values``: each class's value in the files."""
     _check_channels(channels, (1, 3))
     pictures, masks, stems = support.read_pairs(directory, n_classes, mask_values)
     return [normalize_image(p, channels, percentiles) for p in pictures], masks, stems
@@ -366,8 +371,8 @@ def _tile_starts(length, tile_size, stride):
 
 
 def cut_tiles(array, tile_size):
-    """``tile_size`` tiles (n, tile_size, tile_size, ...) covering an array: no resizing, small
-    arrays reflect-padded, the last tiles overlapping their neighbours (lesson 04)."""
+    """``tile_size`` tiles (n, tile_size, tile_size, ...) covering an array (lesson 04): none
+    resized, small arrays reflect-padded, the last tiles overlapping their neighbours."""
     array = _pad_to_at_least(array, tile_size)
     tops, lefts = (_tile_starts(length, tile_size, tile_size) for length in array.shape[:2])
     return np.stack([array[t : t + tile_size, s : s + tile_size] for t in tops for s in lefts])
@@ -376,8 +381,8 @@ def cut_tiles(array, tile_size):
 def load_dataset(
     directory, image_size=128, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None
 ):
-    """``load_images`` cut into ``image_size`` tiles (``cut_tiles``): ``(images, masks, stems)``,
-    stems naming the file of each tile, for ``split_dataset(groups=...)``."""
+    """``load_images`` cut into ``image_size`` tiles (lesson 04): ``(images, masks, stems)``, stems
+    naming the file of each tile, for ``split_dataset(groups=...)``."""
     images, masks, stems = load_images(directory, n_classes, channels, percentiles, mask_values)
     images = [cut_tiles(image, image_size) for image in images]
     stems = [stem for stem, tiles in zip(stems, images, strict=True) for _ in tiles]
@@ -386,7 +391,7 @@ def load_dataset(
 
 
 def class_pixel_fractions(masks, n_classes):
-    """Fraction of all pixels per class id (binary, n_classes=1: [background, foreground])."""
+    """Fraction of all pixels per class id (binary: [background, foreground]) (lesson 04)."""
     labels = mask_classes(n_classes)
     masks = np.asarray(masks).ravel()
     if masks.size and (masks.min() < 0 or masks.max() >= labels):
@@ -401,8 +406,8 @@ def class_pixel_fractions(masks, n_classes):
 def split_dataset(
     images, masks, validation_fraction=0.15, test_fraction=0.15, seed=0, groups=None, strata=None
 ):
-    """Seeded split into {"train", "validation", "test": (images, masks)}. ``groups`` keep tiles of
-    one picture in one split; ``strata`` split each kind on its own (under 3 groups: train)."""
+    """Seeded split {"train", "validation", "test": (images, masks)} (lesson 04). ``groups`` keep
+    a picture's tiles in one split; ``strata`` split each kind alone (under 3 groups: train)."""
     count = len(images)
     groups = np.arange(count) if groups is None else groups
     strata = np.zeros(count, int) if strata is None else strata
@@ -470,8 +475,8 @@ def _palette(n_classes):
 
 
 def colorize_mask(mask, n_classes):
-    """RGB float (H, W, 3) of a class-id mask, a fixed colour per class (``label2rgb`` colours
-    the labels present in order, so a missing class would shift the colours)."""
+    """RGB float (H, W, 3) of a class-id mask, a fixed colour per class (lesson 04); ``label2rgb``
+    colours the labels present in order, so a missing class would shift its colours."""
     mask = np.asarray(mask)
     if mask.ndim == 3:
         mask = mask[..., 0]
@@ -491,7 +496,7 @@ def _overlay(image, mask, n_classes, alpha=0.45):
 
 
 def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_names=None):
-    """One row per example: image, true mask, (prediction, errors), overlay; returns the figure.
+    """A row per example: image, true mask, (prediction, errors), overlay; the figure (lesson 04).
     ``predictions`` may be probabilities or class ids."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
@@ -564,7 +569,7 @@ def confusion_matrix(y_true, y_pred, n_labels):
 
 
 def pixel_accuracy(y_true, y_pred):
-    """Share of pixels whose predicted class id equals the true one (high even for empty masks)."""
+    """Share of pixels whose predicted class is the true one, high for empty masks (lesson 06)."""
     y_true, y_pred = support.check_label_masks(y_true, y_pred)
     return float(np.mean(y_true == y_pred)) if y_true.size else float("nan")
 
@@ -577,7 +582,7 @@ def _ratio_or_nan(numerator, denominator):
 
 
 def per_class_iou(y_true, y_pred, n_labels):
-    """IoU = TP / (TP + FP + FN) per class, float64; NaN for a class absent from both masks."""
+    """IoU = TP / (TP + FP + FN) per class, float64; NaN for a class in neither mask (lesson 04)."""
     matrix = confusion_matrix(y_true, y_pred, n_labels)
     true_positives = np.diag(matrix)
     union = matrix.sum(axis=0) + matrix.sum(axis=1) - true_positives
@@ -585,7 +590,8 @@ def per_class_iou(y_true, y_pred, n_labels):
 
 
 def per_class_dice(y_true, y_pred, n_labels):
-    """Dice = 2 TP / (2 TP + FP + FN) per class (the F1 score), NaN like ``per_class_iou``."""
+    """Dice = 2 TP / (2 TP + FP + FN) per class (the F1 score), NaN as ``per_class_iou``
+    (lesson 06)."""
     matrix = confusion_matrix(y_true, y_pred, n_labels)
     true_positives = np.diag(matrix)
     return _ratio_or_nan(2 * true_positives, matrix.sum(axis=0) + matrix.sum(axis=1))
@@ -599,8 +605,8 @@ def _nanmean_or_nan(values):
 
 
 def mean_iou(y_true, y_pred, n_labels, include_background=True):
-    """Mean of ``per_class_iou`` over the classes where it is defined, as ``keras.metrics.MeanIoU``
-    (``include_background=False`` leaves out class 0)."""
+    """Mean of ``per_class_iou`` where it is defined, as ``keras.metrics.MeanIoU`` (lesson 06);
+    ``include_background=False`` leaves out class 0."""
     iou = per_class_iou(y_true, y_pred, n_labels)
     if not include_background:
         if n_labels == 1:
@@ -610,7 +616,7 @@ def mean_iou(y_true, y_pred, n_labels, include_background=True):
 
 
 def per_image_iou(y_true, y_pred, class_id=1):
-    """IoU of one class for each image (axis 0), float64 ``(N,)``; NaN where it is in neither."""
+    """IoU of one class for each image (axis 0), float64 ``(N,)``; NaN if in neither (lesson 04)."""
     y_true, y_pred = support.check_label_masks(y_true, y_pred)
     if y_true.ndim < 2:
         raise ValueError(f"masks must be a batch (N, H, W, 1); got shape {y_true.shape}.")
@@ -623,7 +629,8 @@ def per_image_iou(y_true, y_pred, class_id=1):
 
 
 def iou_table(y_true, y_pred, n_labels, class_names=None):
-    """Printable table: IoU, Dice, share of true pixels per class, then means ("n/a": undefined)."""
+    """Printable table: IoU, Dice, share of true pixels per class, means (n/a: undefined)
+    (lesson 05)."""
     class_names = [str(name) for name in (range(n_labels) if class_names is None else class_names)]
     if len(class_names) != n_labels:
         raise ValueError(f"got {len(class_names)} class_names for n_labels={n_labels}.")
@@ -645,7 +652,7 @@ def iou_table(y_true, y_pred, n_labels, class_names=None):
 
 
 def segmentation_metrics(n_classes):
-    """Keras metrics for ``n_classes``: accuracy and foreground IoU (1 channel) or mean IoU (K)."""
+    """Keras metrics: accuracy and foreground IoU (1 channel) or mean IoU (K) (lesson 03)."""
     mask_classes(n_classes)  # validates n_classes
     if n_classes == 1:
         return [
@@ -660,8 +667,8 @@ def segmentation_metrics(n_classes):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class DiceLoss(keras.losses.Loss):
-    """Soft Dice loss: 1 - mean over classes of Dice, summed over the batch; ``cross_entropy=True``
-    adds the matching cross-entropy. y_true: class ids; y_pred: sigmoid or softmax output."""
+    """Soft Dice loss, 1 - mean over classes of Dice, summed over the batch (lesson 05);
+    ``cross_entropy=True`` adds cross-entropy. y_true: class ids; y_pred: sigmoid or softmax."""
 
     def __init__(self, n_classes, cross_entropy=False, smooth=1.0, name=None, **kwargs):
         mask_classes(n_classes)  # validates n_classes
@@ -682,10 +689,9 @@ class DiceLoss(keras.losses.Loss):
         y_true = keras.ops.cast(y_true, "int32")
         if len(y_true.shape) == len(y_pred.shape):
             y_true = keras.ops.squeeze(y_true, axis=-1)
+        probabilities = y_pred
         if self.n_classes == 1:
             probabilities = keras.ops.concatenate([1.0 - y_pred, y_pred], axis=-1)
-        else:
-            probabilities = y_pred
         one_hot = keras.ops.one_hot(y_true, mask_classes(self.n_classes), dtype=probabilities.dtype)
         pixel_axes = tuple(range(len(probabilities.shape) - 1))
         intersection = keras.ops.sum(one_hot * probabilities, axis=pixel_axes)
@@ -709,17 +715,17 @@ class DiceLoss(keras.losses.Loss):
 
 
 def dice_loss(n_classes, smooth=1.0):
-    """Soft Dice loss for ``model.compile(loss=...)``: rare classes count as much as common ones."""
+    """Soft Dice loss for ``model.compile(loss=...)``: rare classes count as much (lesson 05)."""
     return DiceLoss(n_classes, cross_entropy=False, smooth=smooth)
 
 
 def dice_cross_entropy_loss(n_classes, smooth=1.0):
-    """Cross-entropy (sparse categorical, or binary for 1 channel) plus soft Dice loss."""
+    """Cross-entropy (sparse categorical, or binary for 1 channel) plus soft Dice (lesson 05)."""
     return DiceLoss(n_classes, cross_entropy=True, smooth=smooth)
 
 
 def class_frequency_weights(masks, n_classes):
-    """Median-frequency weight per class (0 if absent), scaled so the mean pixel weighs 1."""
+    """Median-frequency weight per class (0 if absent), the mean pixel weighing 1 (lesson 05)."""
     if np.size(masks) == 0:
         raise ValueError("masks are empty: there are no pixels to count.")
     frequency = class_pixel_fractions(masks, n_classes)
@@ -730,8 +736,8 @@ def class_frequency_weights(masks, n_classes):
 
 
 def pixel_weights(masks, n_classes):
-    """float32 (N, H, W) weights of each pixel's class (``class_frequency_weights``), mean 1,
-    for ``model.fit(..., sample_weight=...)``."""
+    """float32 (N, H, W) weights of each pixel's class (``class_frequency_weights``), mean 1, for
+    ``model.fit(..., sample_weight=...)`` (lesson 05)."""
     masks = np.asarray(masks)
     weights = class_frequency_weights(masks, n_classes)
     if masks.ndim == 4 and masks.shape[-1] == 1:
@@ -739,67 +745,12 @@ def pixel_weights(masks, n_classes):
     return weights[masks.astype(np.int64)].astype(np.float32)
 
 
-def plot_history(history, metrics=None):
-    """One panel per metric, training and validation per epoch, from ``model.fit``'s history."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    values = getattr(history, "history", history)
-    if metrics is None:
-        metrics = [name for name in values if not name.startswith("val_")]
-    missing = [name for name in metrics if name not in values]
-    if missing:
-        raise ValueError(f"no {missing} in the history; it has {sorted(values)}.")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3), squeeze=False)
-    for ax, name in zip(axes[0], metrics, strict=True):
-        epochs = np.arange(1, len(values[name]) + 1)
-        ax.plot(epochs, values[name], "o-", label="training")
-        if f"val_{name}" in values:
-            ax.plot(epochs, values[f"val_{name}"], "o-", label="validation")
-        ax.set(title=name, xlabel="epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend()
-    fig.tight_layout()
-    return fig
-
-
-def plot_confusion_matrix(matrix, class_names=None, normalize=True):
-    """Confusion matrix figure (scikit-learn's display): row percentages, or counts with
-    ``normalize=False``; a class with no true pixels shows n/a."""
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    matrix = np.asarray(matrix)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"matrix must be square (classes, classes); got shape {matrix.shape}.")
-    size = len(matrix)
-    if class_names is not None and len(class_names) != size:
-        raise ValueError(f"got {len(class_names)} class_names for a {size}x{size} matrix.")
-    row_totals = np.broadcast_to(matrix.sum(axis=1, keepdims=True), matrix.shape)
-    shown = 100 * _ratio_or_nan(matrix, row_totals) if normalize else matrix
-    fig, ax = plt.subplots(figsize=(1.5 + 1.0 * size, 1.2 + 0.9 * size))
-    display = ConfusionMatrixDisplay(shown, display_labels=class_names)
-    top = 100 if normalize else max(float(matrix.max()), 1.0)
-    display.plot(
-        ax=ax, cmap="Blues", colorbar=False, values_format=".1f" if normalize else "d",
-        im_kw={"vmin": 0, "vmax": top},
-    )  # fmt: skip
-    for text in display.text_.ravel():
-        label = text.get_text()
-        text.set_text("n/a" if label == "nan" else label + ("%" if normalize else ""))
-        text.set_fontsize(8)
-    title = "% of each true class" if normalize else "pixel counts"
-    ax.set(xlabel="predicted class", ylabel="true class", title=title)
-    fig.tight_layout()
-    return fig
-
-
 # --- Real images at full resolution: patches, augmentation, tiled prediction (lesson 07) ----------
 
 
 def augmentation(rotation=True, seed=None):
-    """Flips and a rotation applied alike to ``{"images": x, "segmentation_masks": y}`` (masks
-    nearest-neighbour, so class ids stay exact)."""
+    """Flips and a rotation applied alike to ``{"images": x, "segmentation_masks": y}`` (lesson 07);
+    masks nearest-neighbour, so class ids stay exact."""
     # Two flips: RandomFlip("horizontal_and_vertical") flips both axes or neither (never a mirror).
     # A seed per layer: layers sharing one seed draw the same numbers in lockstep.
     seeds = [None] * 3 if seed is None else [seed, seed + 1, seed + 2]
@@ -813,7 +764,7 @@ def augmentation(rotation=True, seed=None):
 
 
 def augmentation_outcomes(augment, count=400, size=64):
-    """``(mirrored, angles)`` of ``count`` draws of ``augment``, read from three numbered dots:
+    """``(mirrored, angles)`` of ``count`` draws of ``augment`` (lesson 07), read from three dots:
     a negative determinant of their 2x2 map is a mirror image, its turn the angle."""
     from scipy import ndimage
 
@@ -838,9 +789,9 @@ def augmentation_outcomes(augment, count=400, size=64):
 
 
 class PatchDataset(keras.utils.PyDataset):
-    """Seeded random ``patch_size`` crops, augmented, in batches, for ``model.fit``: each image is
-    picked alike (or by ``weights``), however large; nothing resized, small images padded. An epoch
-    is ``patches_per_epoch`` patches; None: 5 per image, at least 384 (grows with the folder)."""
+    """Seeded random ``patch_size`` crops, augmented, in batches, for ``model.fit`` (lesson 07):
+    each image picked alike (or by ``weights``), none resized, small images padded. An epoch is
+    ``patches_per_epoch`` patches; None: 5 per image, at least 384 (grows with the folder)."""
 
     def __init__(
         self,
@@ -898,13 +849,13 @@ class PatchDataset(keras.utils.PyDataset):
 
 
 def blending_window(tile_size):
-    """(tile_size, tile_size) weights, largest in the middle, small but never 0 at the edges."""
+    """(tile_size, tile_size) weights, largest in the middle, never 0 at the edges (lesson 07)."""
     ramp = np.sin(np.pi * (np.arange(tile_size) + 0.5) / tile_size) ** 2
     return np.outer(ramp, ramp).astype(np.float32)
 
 
 def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, percentiles=(1.0, 99.8)):
-    """(H, W, K) probabilities of a whole image of any size: ``normalize_image``, then
+    """(H, W, K) probabilities of a whole image of any size (lesson 07): ``normalize_image``, then
     overlapping tiles, ``batch_size`` at a time, blended by ``blending_window``: no seams."""
     _, model_height, model_width, channels = model.input_shape
     if tile_size is None:
@@ -937,7 +888,7 @@ def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, perce
 
 
 def pooled_iou(masks, predictions, class_id=1):
-    """IoU of one class over all pixels of a list of masks (any sizes) and predicted class ids."""
+    """IoU of one class over all pixels of lists of masks and predicted class ids (lesson 07)."""
     intersection = union = 0
     for mask, predicted in zip(masks, predictions, strict=True):
         truth, guess = np.asarray(mask) == class_id, np.asarray(predicted) == class_id
@@ -947,22 +898,18 @@ def pooled_iou(masks, predictions, class_id=1):
 
 
 class FullImageValidation(keras.callbacks.Callback):
-    """Logs ``val_iou`` after each epoch: whole validation images (``predict_tiled``), classes
+    """Logs ``val_iou`` after each epoch on whole validation images (lesson 07): classes
     ``class_ids`` merged, at most ``max_pixels``. Put it before callbacks that watch ``val_iou``."""
 
     def __init__(self, images, masks, class_ids=(1,), max_pixels=2_000_000, seed=0):
         super().__init__()
         # Whole images in seeded random order until max_pixels (about 1/5 of a lesson-07 epoch).
-        order = np.random.default_rng(seed).permutation(len(images))
         chosen, total = [], 0
-        for index in order:
+        for index in np.random.default_rng(seed).permutation(len(images)):
             pixels = images[index].shape[0] * images[index].shape[1]
             if not chosen or total + pixels <= max_pixels:
-                chosen.append(int(index))
-                total += pixels
-        chosen.sort()
-        self.images = [images[index] for index in chosen]
-        self.masks = [masks[index] for index in chosen]
+                chosen, total = chosen + [int(index)], total + pixels
+        self.images, self.masks = ([items[i] for i in sorted(chosen)] for items in (images, masks))
         self.class_ids = tuple(class_ids)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -976,7 +923,8 @@ class FullImageValidation(keras.callbacks.Callback):
 
 
 def count_objects(mask, min_size=0):
-    """``(labels, count)`` of 8-connected foreground regions, those under ``min_size`` dropped."""
+    """``(labels, count)`` of 8-connected foreground regions, under ``min_size`` dropped
+    (lesson 07)."""
     from skimage import measure, morphology
 
     foreground = np.asarray(mask) > 0
@@ -990,8 +938,8 @@ def count_objects(mask, min_size=0):
 
 
 def split_touching(mask, min_distance=4, min_size=0):
-    """``(labels, count)`` like ``count_objects``, touching round objects cut apart by a watershed
-    seeded at distance peaks ``min_distance`` apart."""
+    """``(labels, count)`` as ``count_objects``, touching round objects cut apart (lesson 07) by a
+    watershed seeded at distance peaks ``min_distance`` apart."""
     from scipy import ndimage
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
@@ -1008,8 +956,8 @@ def split_touching(mask, min_distance=4, min_size=0):
 
 
 def interior_boundary_mask(labels):
-    """uint8 mask of instance labels: 0 background, 1 interior, 2 each object's inner boundary,
-    so touching objects are kept apart (the best 2018 Data Science Bowl entries)."""
+    """uint8 mask of instance labels (lesson 07): 0 background, 1 interior, 2 each object's
+    inner boundary, so touching objects stay apart (the best 2018 Data Science Bowl entries)."""
     from skimage.segmentation import find_boundaries
 
     labels = np.asarray(labels)
@@ -1020,15 +968,15 @@ def interior_boundary_mask(labels):
 
 # --- From pixels to objects: matching, scoring, instances, export (lesson 08) ---------------------
 
-#: IoU thresholds of the 2018 Data Science Bowl score: 0.50, 0.55, ..., 0.95.
+#: IoU thresholds of the 2018 Data Science Bowl score: 0.50, 0.55, ..., 0.95 (lesson 08).
 DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2).tolist())
 #: What became of a true object (``object_errors``), in this order of codes 1..4.
 _ERROR_KINDS = ("found", "merged", "split", "missed")
 
 
 def _object_overlaps(true_labels, predicted_labels):
-    """``(intersection, true_areas, predicted_areas)``: pixels shared by each true (rows) and
-    predicted object (columns), ids in increasing order."""
+    """``(intersection, true_areas, predicted_areas, true, predicted)``: pixels shared by each true
+    (rows) and predicted object (columns) of the label images relabelled 1, 2, ..."""
     from skimage.metrics import contingency_table
     from skimage.segmentation import relabel_sequential
 
@@ -1037,18 +985,18 @@ def _object_overlaps(true_labels, predicted_labels):
     if true.shape != predicted.shape:
         raise ValueError(f"label images differ in shape: {true.shape} and {predicted.shape}.")
     pairs = contingency_table(true, predicted).toarray().astype(np.int64)  # [true id, predicted id]
-    return pairs[1:, 1:], pairs[1:].sum(axis=1), pairs[:, 1:].sum(axis=0)
+    return pairs[1:, 1:], pairs[1:].sum(axis=1), pairs[:, 1:].sum(axis=0), true, predicted
 
 
 def object_iou(true_labels, predicted_labels):
-    """IoU of every true object (rows) with every predicted object (columns), float64."""
-    intersection, true_areas, predicted_areas = _object_overlaps(true_labels, predicted_labels)
+    """IoU of every true object (rows) with every predicted one (columns), float64 (lesson 08)."""
+    intersection, true_areas, predicted_areas, *_ = _object_overlaps(true_labels, predicted_labels)
     return intersection / (true_areas[:, None] + predicted_areas[None, :] - intersection)
 
 
 def match_counts(iou, threshold=0.5):
-    """``(TP, FP, FN, matched IoUs)``, pairs with IoU > ``threshold`` matching: above 0.5 a match is
-    unique, so no assignment step is needed."""
+    """``(TP, FP, FN, matched IoUs)``, pairs with IoU > ``threshold`` matching (lesson 08): above
+    0.5 a match is unique, so no assignment step is needed."""
     if threshold < 0.5:
         raise ValueError(f"threshold must be >= 0.5 for matches to be unique; got {threshold!r}.")
     matched = iou > threshold
@@ -1057,8 +1005,8 @@ def match_counts(iou, threshold=0.5):
 
 
 def object_scores(true_list, predicted_list, threshold=0.5):
-    """Object scores of lists of label images: TP, FP, FN, F1, AP and PQ pooled at ``threshold``;
-    DSB (AP averaged over ``DSB_THRESHOLDS``, then images); median count error."""
+    """Object scores of lists of label images (lesson 08): TP, FP, FN, F1, AP and PQ pooled at
+    ``threshold``; DSB (AP averaged over ``DSB_THRESHOLDS``, then images); median count error."""
     tp = fp = fn = 0
     matched_iou, dsb, count_error = 0.0, [], []
     for truth, predicted in zip(true_list, predicted_list, strict=True):
@@ -1082,13 +1030,10 @@ def object_scores(true_list, predicted_list, threshold=0.5):
 
 
 def object_errors(true_labels, predicted_labels, threshold=0.5):
-    """What became of each true object (``_ERROR_KINDS`` codes 1..4), which predicted objects are
-    false, and a ``map`` of those codes (5: false)."""
-    from skimage.segmentation import relabel_sequential
-
-    true = relabel_sequential(np.asarray(true_labels, np.int64).squeeze())[0]
-    predicted = relabel_sequential(np.asarray(predicted_labels, np.int64).squeeze())[0]
-    intersection, true_areas, predicted_areas = _object_overlaps(true, predicted)
+    """What became of each true object (``_ERROR_KINDS`` codes 1..4) (lesson 08), which predicted
+    objects are false, and a ``map`` of those codes (5: false)."""
+    overlaps = _object_overlaps(true_labels, predicted_labels)
+    intersection, true_areas, predicted_areas, true, predicted = overlaps
     iou = intersection / (true_areas[:, None] + predicted_areas[None, :] - intersection)
     holds_half = intersection >= 0.5 * true_areas[:, None]  # true object half inside predicted
     inside = intersection >= 0.5 * predicted_areas[None, :]  # predicted object mostly inside true
@@ -1108,15 +1053,15 @@ def object_errors(true_labels, predicted_labels, threshold=0.5):
 
 
 def instances_from_mask(mask, min_size=10, min_distance=None):
-    """Objects of a binary mask: connected components, or a distance watershed (min_distance)."""
+    """Objects of a binary mask: components, or a distance watershed (min_distance) (lesson 08)."""
     if min_distance is None:
         return count_objects(mask, min_size)[0]
     return split_touching(mask, min_distance=min_distance, min_size=min_size)[0]
 
 
 def grow_seeds(interior, area, seed_threshold=0.5, threshold=0.5, min_size=10, min_distance=None):
-    """int32 objects from 3-class probabilities: interior seeds (cut by ``split_touching`` with
-    ``min_distance``) grown by a watershed over interior + boundary."""
+    """int32 objects of 3-class probabilities (lesson 08): interior seeds (cut by ``split_touching``
+    with ``min_distance``) grown by a watershed over interior + boundary."""
     from skimage.measure import label
     from skimage.segmentation import relabel_sequential, watershed
 
@@ -1138,8 +1083,8 @@ def grow_seeds(interior, area, seed_threshold=0.5, threshold=0.5, min_size=10, m
 def instances_from_probabilities(
     probabilities, threshold=0.5, seed_threshold=None, min_size=10, min_distance=None
 ):
-    """int32 (H, W) objects of (H, W, K) output: ``grow_seeds`` for 3 classes with a
-    ``seed_threshold``, else ``instances_from_mask`` of the nucleus area."""
+    """int32 (H, W) objects of (H, W, K) output (lesson 08): ``grow_seeds`` for 3 classes with
+    a ``seed_threshold``, else ``instances_from_mask`` of the nucleus area."""
     probabilities = np.asarray(probabilities)
     if probabilities.ndim == 2:
         probabilities = probabilities[..., None]
@@ -1151,12 +1096,12 @@ def instances_from_probabilities(
 
 
 def one_hot(mask, n_labels=3):
-    """A class-id mask as (H, W, n_labels) 0/1 'probabilities', for true masks."""
+    """A class-id mask as (H, W, n_labels) 0/1 'probabilities', for true masks (lesson 08)."""
     return np.eye(n_labels, dtype=np.float32)[np.asarray(mask).squeeze().astype(np.int64)]
 
 
 def otsu_mask(image, sigma=1.0):
-    """Nucleus mask with no network: normalise, smooth (Gaussian ``sigma``), Otsu's threshold."""
+    """Nucleus mask with no network: normalise, Gaussian ``sigma``, Otsu's threshold (lesson 08)."""
     from skimage.filters import gaussian, threshold_otsu
 
     gray = gaussian(normalize_image(image, channels=1)[..., 0], sigma)
@@ -1166,12 +1111,12 @@ def otsu_mask(image, sigma=1.0):
 
 
 def classical_instances(image, min_distance=6, min_size=10, sigma=1.0):
-    """Objects with no network: ``otsu_mask`` then ``instances_from_mask``."""
+    """Objects with no network: ``otsu_mask`` then ``instances_from_mask`` (lesson 08)."""
     return instances_from_mask(otsu_mask(image, sigma), min_size, min_distance).astype(np.int32)
 
 
 def predict_instances(model, image, **settings):
-    """int32 (H, W) objects of an image file's array: ``predict_tiled``, then
+    """int32 (H, W) objects of an image file's array (lesson 08): ``predict_tiled``, then
     ``instances_from_probabilities`` with ``object_settings(model)`` updated by ``settings``."""
     settings = {**object_settings(model), **settings}
     probabilities = predict_tiled(model, image, overlap=settings.pop("overlap"))
@@ -1179,7 +1124,7 @@ def predict_instances(model, image, **settings):
 
 
 def load_labels(directory, stems, masks):
-    """True objects per stem: ``labels/<stem>.*``, or without labels/, the regions of ``masks``."""
+    """True objects per stem: ``labels/<stem>.*``, or without labels/, of ``masks`` (lesson 08)."""
     folder = Path(directory) / "labels"
     if not folder.is_dir():
         return [count_objects(mask)[0].astype(np.int32) for mask in masks]

@@ -1,7 +1,8 @@
 """Plumbing for unet_helpers that the lessons need not read, kept apart so that unet_helpers.py
 reads as the lessons teach: the checks and readers of a data set folder, the synthetic-data
-renderer, and fixes for Keras 3.15.1 on the PyTorch backend. unet_helpers imports what the lessons
-call from here; this module never imports unet_helpers.
+renderer, fixes for Keras 3.15.1 on the PyTorch backend, the training-history and confusion-matrix
+figures, and writers of label images and object tables. unet_helpers imports what the lessons call
+from here (tagged with the lesson, as there); this module never imports unet_helpers.
 """
 
 from pathlib import Path
@@ -77,7 +78,7 @@ def _picture_array(picture):
 
 
 def read_image(path):
-    """An image file as an array at its own size, (H, W) or (H, W, 3), values as stored."""
+    """An image file as an array at its own size, (H, W) or (H, W, 3), as stored (lesson 07)."""
     picture = _open_picture(path)
     if picture is None:
         raise ValueError(
@@ -324,7 +325,7 @@ def check_label_masks(y_true, y_pred, n_labels=None):
 
 # --- The synthetic data set -----------------------------------------------------------------------
 
-#: Synthetic classes: 0 background, then one name per object class.
+#: Synthetic classes: 0 background, then one name per object class (lesson 05).
 SYNTHETIC_CLASS_NAMES = {
     "binary": ["background", "object"],
     "multiclass": ["background", "ellipse", "rectangle", "triangle"],
@@ -405,7 +406,7 @@ def _synthetic_objects(task, rng, size, n_classes=4):
 
 
 def synthetic_pair(task="binary", image_size=128, rng=None, n_classes=4):
-    """One synthetic ``(image uint8 (H, W, 3), mask uint8 (H, W) of class ids)`` pair;
+    """One synthetic ``(image uint8 (H, W, 3), mask uint8 (H, W) of class ids)`` pair (lesson 04);
     ``n_classes`` (multiclass, 2 to 4) keeps the first ``n_classes - 1`` object classes."""
     rng = np.random.default_rng(rng)
     size = image_size
@@ -502,8 +503,8 @@ def _is_synthetic(directory, index, task, image_size=128, seed=0, n_classes=4):
 
 
 def ensure_dataset(directory, task="binary", n_images=400, **generator_kwargs):
-    """Generate the synthetic set in ``directory`` unless it holds images; return it. A folder of
-    only its first k < ``n_images`` images (the last checked pixel for pixel) gets the rest."""
+    """Generate the synthetic set in ``directory`` unless it holds images; return it (lesson 04).
+    A folder of its first k < ``n_images`` images (the last checked pixel for pixel) gets more."""
     directory = Path(directory)
     pairs, images = _stems(directory)
     if not images:
@@ -542,7 +543,7 @@ def sparse_categorical_crossentropy(y_true, y_pred):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
-    """The Keras loss through ``sparse_categorical_crossentropy``; ``sample_weight`` per pixel."""
+    """Keras' loss through ``sparse_categorical_crossentropy``, weights per pixel (lesson 03)."""
 
     # Keras 3.15.1 on PyTorch fix (pytorch/pytorch#175084): delete with the function above.
     def call(self, y_true, y_pred):
@@ -580,7 +581,7 @@ def _count_confusion(metric, y_true, y_pred, sample_weight=None):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class BinaryIoU(keras.metrics.BinaryIoU):
-    """``keras.metrics.BinaryIoU`` counted by ``_count_confusion``: fast on PyTorch too."""
+    """``keras.metrics.BinaryIoU`` counted by ``_count_confusion``, fast on PyTorch (lesson 03)."""
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = keras.ops.cast(keras.ops.convert_to_tensor(y_pred) >= self.threshold, self.dtype)
@@ -589,7 +590,7 @@ class BinaryIoU(keras.metrics.BinaryIoU):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class MeanIoU(keras.metrics.MeanIoU):
-    """``keras.metrics.MeanIoU`` counted by ``_count_confusion``: fast on PyTorch too."""
+    """``keras.metrics.MeanIoU`` counted by ``_count_confusion``, fast on PyTorch (lesson 03)."""
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         if not self.sparse_y_true:
@@ -601,7 +602,7 @@ class MeanIoU(keras.metrics.MeanIoU):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class RandomRotation(layers.RandomRotation):
-    """``keras.layers.RandomRotation`` that turns the mask as it turned the image: on PyTorch,
+    """``keras.layers.RandomRotation`` turning the mask as the image (lesson 07): on PyTorch,
     ``affine_transform`` swaps entries of the shared matrix in place, so each gets a copy."""
 
     # Keras 3.15.1 on PyTorch fix (no upstream issue named): delete once masks turn right there.
@@ -621,11 +622,70 @@ def _own_matrix(transformation):
     return dict(transformation, rotation_matrix=keras.ops.copy(transformation["rotation_matrix"]))
 
 
+# --- Figures: training history, confusion matrix -------------------------------------------------
+
+
+def plot_history(history, metrics=None):
+    """A panel per metric, training and validation per epoch, of a ``model.fit`` history
+    (lesson 04)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    values = getattr(history, "history", history)
+    if metrics is None:
+        metrics = [name for name in values if not name.startswith("val_")]
+    missing = [name for name in metrics if name not in values]
+    if missing:
+        raise ValueError(f"no {missing} in the history; it has {sorted(values)}.")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3), squeeze=False)
+    for ax, name in zip(axes[0], metrics, strict=True):
+        epochs = np.arange(1, len(values[name]) + 1)
+        ax.plot(epochs, values[name], "o-", label="training")
+        if f"val_{name}" in values:
+            ax.plot(epochs, values[f"val_{name}"], "o-", label="validation")
+        ax.set(title=name, xlabel="epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(matrix, class_names=None, normalize=True):
+    """Confusion matrix figure (scikit-learn's display) (lesson 05): row percentages, or counts
+    with ``normalize=False``; a class with no true pixels shows n/a."""
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"matrix must be square (classes, classes); got shape {matrix.shape}.")
+    size = len(matrix)
+    if class_names is not None and len(class_names) != size:
+        raise ValueError(f"got {len(class_names)} class_names for a {size}x{size} matrix.")
+    with np.errstate(invalid="ignore"):  # a class with no true pixels: 0 / 0, n/a
+        shown = 100 * (matrix / matrix.sum(axis=1, keepdims=True)) if normalize else matrix
+    fig, ax = plt.subplots(figsize=(1.5 + 1.0 * size, 1.2 + 0.9 * size))
+    display = ConfusionMatrixDisplay(shown, display_labels=class_names)
+    top = 100 if normalize else max(float(matrix.max()), 1.0)
+    display.plot(
+        ax=ax, cmap="Blues", colorbar=False, values_format=".1f" if normalize else "d",
+        im_kw={"vmin": 0, "vmax": top},
+    )  # fmt: skip
+    for text in display.text_.ravel():
+        label = text.get_text()
+        text.set_text("n/a" if label == "nan" else label + ("%" if normalize else ""))
+        text.set_fontsize(8)
+    title = "% of each true class" if normalize else "pixel counts"
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
+    fig.tight_layout()
+    return fig
+
+
 # --- Files and measurements: label images, object tables, settings in a .keras file, memory ------
 
 
 def save_labels(path, labels):
-    """Write instance labels as a 16-bit PNG or TIFF (by suffix); Fiji, napari, QuPath open it."""
+    """Instance labels as a 16-bit PNG or TIFF (by suffix) for Fiji, napari, QuPath (lesson 08)."""
     labels = np.asarray(labels)
     if labels.min(initial=0) < 0 or labels.max(initial=0) > 65535:
         raise ValueError("16-bit label images hold ids 0..65535.")
@@ -643,7 +703,7 @@ _OBJECT_COLUMNS = {
 
 
 def save_object_table(path, labels, image):
-    """CSV of id, area, centroid and mean intensity per object; returns the column names."""
+    """CSV of id, area, centroid, mean intensity per object; returns its columns (lesson 08)."""
     import csv
 
     from skimage.measure import regionprops_table
@@ -666,7 +726,7 @@ def save_object_table(path, labels, image):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class ObjectSettings(keras.layers.Layer):
-    """An identity layer whose config carries ``predict_instances``' settings into a .keras file."""
+    """Identity layer whose config carries ``predict_instances``' settings to a file (lesson 08)."""
 
     def __init__(self, settings=None, **kwargs):
         super().__init__(**kwargs)
@@ -680,7 +740,7 @@ class ObjectSettings(keras.layers.Layer):
 
 
 def with_object_settings(model, **settings):
-    """The model ending in an ``ObjectSettings`` layer holding ``settings`` (numbers, strings)."""
+    """The model ending in an ``ObjectSettings`` layer that holds ``settings`` (lesson 08)."""
     if isinstance(model.layers[-1], ObjectSettings):
         model = keras.Model(model.inputs, model.layers[-1].input, name=model.name)
     plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in settings.items()}
@@ -689,7 +749,7 @@ def with_object_settings(model, **settings):
 
 
 def object_settings(model):
-    """``predict_instances``' settings: the defaults for the model's head, then those it stores."""
+    """``predict_instances``' settings: the head's defaults, then the model's own (lesson 08)."""
     defaults = {
         "threshold": 0.5,  # nucleus probability (binary: the sigmoid; 3-class: 1 - background)
         "seed_threshold": 0.5 if model.output_shape[-1] >= 3 else None,  # interior seeds
