@@ -1,10 +1,10 @@
 """Shared code for the unet-from-blocks lessons: U-Net blocks, ``build_unet``, data, metrics, plots.
 
-Each name is introduced by a lesson and lives here once, in lesson order; its docstring ends its
-first line with that lesson, "(lesson NN)". Plumbing the lessons need not read (folder checks and
-readers, the synthetic-data renderer, fixes for Keras on PyTorch, two figures, file writers) is in
-unet_support.py, which never imports this module; the names of it the lessons call are imported
-here. Keras 3 only (``import keras``): any backend.
+Each name is introduced by a lesson and lives here once, in lesson order; its docstring's first
+sentence names that lesson, "(lesson NN)". Plumbing the lessons need not read (folder checks and
+readers, the synthetic-data renderer, fixes for Keras on PyTorch, colours and two figures, file
+writers) is in unet_support.py, which never imports this module; the names of it the lessons call
+are imported here. Keras 3 only (``import keras``): any backend.
 
 Contents, by the lesson that introduces each name; a name in parentheses is used by the one
 before it (tests/test_lint.py checks that each public name is listed once, under its tag's lesson):
@@ -53,6 +53,7 @@ from unet_support import (
     ObjectSettings,
     RandomRotation,
     SparseCategoricalCrossentropy,
+    colorize_mask,
     ensure_dataset,
     image_files,
     make_synthetic_dataset,
@@ -448,53 +449,6 @@ def split_dataset(
     return splits
 
 
-#: Class colours: background black, then distinct colours (binary foreground is white).
-_PALETTE = np.array(
-    [
-        (0.0, 0.0, 0.0),
-        (0.90, 0.30, 0.20),
-        (0.25, 0.75, 0.30),
-        (0.20, 0.50, 0.95),
-        (0.95, 0.80, 0.15),
-        (0.70, 0.30, 0.85),
-        (0.15, 0.80, 0.80),
-        (0.95, 0.55, 0.70),
-        (0.60, 0.45, 0.25),
-        (0.60, 0.60, 0.60),
-    ]
-)
-#: Colour of the binary foreground in overlays (white would vanish on bright images).
-_BINARY_OVERLAY_COLOUR = np.array((1.0, 0.85, 0.0))
-
-
-def _palette(n_classes):
-    """(max(n_classes, 2), 3) colours: white foreground for binary, _PALETTE (cycled) otherwise."""
-    if n_classes == 1:
-        return np.array([(0.0, 0.0, 0.0), (1.0, 1.0, 1.0)])
-    return np.array([_PALETTE[0]] + [_PALETTE[1 + i % 9] for i in range(n_classes - 1)])
-
-
-def colorize_mask(mask, n_classes):
-    """RGB float (H, W, 3) of a class-id mask, a fixed colour per class (lesson 04); ``label2rgb``
-    colours the labels present in order, so a missing class would shift its colours."""
-    mask = np.asarray(mask)
-    if mask.ndim == 3:
-        mask = mask[..., 0]
-    palette = _palette(n_classes)
-    return palette[np.clip(mask.astype(np.int64), 0, len(palette) - 1)]
-
-
-def _overlay(image, mask, n_classes, alpha=0.45):
-    """The image with the mask's classes painted on it, half transparent."""
-    image = np.asarray(image, dtype=np.float32)
-    rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
-    colours = colorize_mask(mask, n_classes)
-    if n_classes == 1:
-        colours = np.where(colours > 0, _BINARY_OVERLAY_COLOUR, 0.0)
-    painted = (mask > 0)[..., None]
-    return np.clip(np.where(painted, (1 - alpha) * rgb + alpha * colours, rgb), 0.0, 1.0)
-
-
 def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_names=None):
     """A row per example: image, true mask, (prediction, errors), overlay; the figure (lesson 04).
     ``predictions`` may be probabilities or class ids."""
@@ -532,7 +486,7 @@ def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_n
             iou = mean_iou(truth, predicted, labels, include_background=n_classes > 1)
             titles[2] = "prediction" + ("" if np.isnan(iou) else f" (IoU {iou:.2f})")
             panels += [colorize_mask(predicted, n_classes), errors]
-        panels.append(_overlay(image, truth, n_classes))
+        panels.append(support.overlay(image, truth, n_classes))
         for column, (axis, panel) in enumerate(zip(axes[row], panels, strict=False)):
             axis.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=1)
             axis.set(xticks=[], yticks=[])
@@ -548,7 +502,7 @@ def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_n
             )
         handles = [
             Patch(facecolor=colour, edgecolor="0.5", label=f"{i} {name}")
-            for i, (colour, name) in enumerate(zip(_palette(n_classes), names, strict=True))
+            for i, (colour, name) in enumerate(zip(support.palette(n_classes), names, strict=True))
         ]
         figure.legend(handles=handles, loc="lower center", ncol=min(n_classes, 6), fontsize=8)
     figure.tight_layout(rect=(0, 0.06 if n_classes > 1 else 0, 1, 1))

@@ -1,9 +1,9 @@
 """Plumbing for unet_helpers that the lessons need not read, kept apart so that unet_helpers.py
 reads as the lessons teach: the checks and readers of a data set folder, the synthetic-data
-renderer, fixes for Keras 3.15.1 on the PyTorch backend, the training-history and confusion-matrix
-figures, and writers of label images and object tables. unet_helpers imports what the lessons call
-from here (tagged with the lesson, as there); this module never imports unet_helpers.
-"""
+renderer, fixes for Keras 3.15.1 on the PyTorch backend, class colours and the training-history
+and confusion-matrix figures, writers of label images and object tables. unet_helpers imports
+what the lessons call from here (tagged with the lesson, as there); this module never imports
+unet_helpers."""
 
 from pathlib import Path
 
@@ -485,16 +485,6 @@ def make_synthetic_dataset(
     return directory
 
 
-def _stems(directory):
-    """``(stems with an image and a mask, stems with an image)``: files only, no checks."""
-    stems = {}
-    for folder in ("images", "masks"):
-        path = Path(directory) / folder
-        stems[folder] = {p.stem for p in visible(path) if p.is_file()} if path.is_dir() else set()
-    masks = stems["masks"] | {stem.removesuffix("_mask") for stem in stems["masks"]}
-    return stems["images"] & masks, stems["images"]
-
-
 def _is_synthetic(directory, index, task, image_size=128, seed=0, n_classes=4):
     """Whether ``images/`` holds synthetic image ``index`` exactly as the generator makes it."""
     image, _ = synthetic_pair(task, image_size, np.random.default_rng([seed, index]), n_classes)
@@ -505,17 +495,15 @@ def _is_synthetic(directory, index, task, image_size=128, seed=0, n_classes=4):
 def ensure_dataset(directory, task="binary", n_images=400, **generator_kwargs):
     """Generate the synthetic set in ``directory`` unless it holds images; return it (lesson 04).
     A folder of its first k < ``n_images`` images (the last checked pixel for pixel) gets more."""
-    directory = Path(directory)
-    pairs, images = _stems(directory)
-    if not images:
+    directory, images = Path(directory), Path(directory) / "images"
+    if not images.is_dir() or not any(path.is_file() for path in visible(images)):
         make_synthetic_dataset(directory, task=task, n_images=n_images, **generator_kwargs)
-        pairs, _ = _stems(directory)
-        print(f"Generated {len(pairs)} synthetic {task} image/mask pairs in {directory.as_posix()}")
+        print(f"Generated {n_images} synthetic {task} image/mask pairs in {directory.as_posix()}")
         return directory
-    found = f"Found {len(pairs)} image/mask pairs in {directory.as_posix()}"
-    k = len(images)
+    stems = set(_paired_files(directory)[0])  # the loaders' checks and pairing rule
+    found, k = f"Found {len(stems)} image/mask pairs in {directory.as_posix()}", len(stems)
     if (
-        pairs == images == {_synthetic_stem(index) for index in range(k)}
+        stems == {_synthetic_stem(index) for index in range(k)}
         and k < n_images
         and _is_synthetic(directory, k - 1, task, **generator_kwargs)
     ):
@@ -622,7 +610,54 @@ def _own_matrix(transformation):
     return dict(transformation, rotation_matrix=keras.ops.copy(transformation["rotation_matrix"]))
 
 
-# --- Figures: training history, confusion matrix -------------------------------------------------
+# --- Figures: class colours, training history, confusion matrix -----------------------------------
+
+
+#: Class colours: background black, then distinct colours (binary foreground is white).
+_PALETTE = np.array(
+    [
+        (0.0, 0.0, 0.0),
+        (0.90, 0.30, 0.20),
+        (0.25, 0.75, 0.30),
+        (0.20, 0.50, 0.95),
+        (0.95, 0.80, 0.15),
+        (0.70, 0.30, 0.85),
+        (0.15, 0.80, 0.80),
+        (0.95, 0.55, 0.70),
+        (0.60, 0.45, 0.25),
+        (0.60, 0.60, 0.60),
+    ]
+)
+#: Colour of the binary foreground in overlays (white would vanish on bright images).
+_BINARY_OVERLAY_COLOUR = np.array((1.0, 0.85, 0.0))
+
+
+def palette(n_classes):
+    """(max(n_classes, 2), 3) colours: white foreground for binary, _PALETTE (cycled) otherwise."""
+    if n_classes == 1:
+        return np.array([(0.0, 0.0, 0.0), (1.0, 1.0, 1.0)])
+    return np.array([_PALETTE[0]] + [_PALETTE[1 + i % 9] for i in range(n_classes - 1)])
+
+
+def colorize_mask(mask, n_classes):
+    """RGB float (H, W, 3) of a class-id mask, a fixed colour per class (lesson 04); ``label2rgb``
+    colours the labels present in order, so a missing class would shift its colours."""
+    mask = np.asarray(mask)
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    colours = palette(n_classes)
+    return colours[np.clip(mask.astype(np.int64), 0, len(colours) - 1)]
+
+
+def overlay(image, mask, n_classes, alpha=0.45):
+    """The image with the mask's classes painted on it, half transparent."""
+    image = np.asarray(image, dtype=np.float32)
+    rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
+    colours = colorize_mask(mask, n_classes)
+    if n_classes == 1:
+        colours = np.where(colours > 0, _BINARY_OVERLAY_COLOUR, 0.0)
+    painted = (mask > 0)[..., None]
+    return np.clip(np.where(painted, (1 - alpha) * rgb + alpha * colours, rgb), 0.0, 1.0)
 
 
 def plot_history(history, metrics=None):
