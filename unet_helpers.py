@@ -475,13 +475,10 @@ def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_n
         if predictions is not None:
             predicted = predicted_ids[row]
             errors = np.zeros(truth.shape + (3,))
+            errors[predicted != truth] = (1.0, 0.2, 0.2)  # red (binary: false positives)
             if n_classes == 1:
-                errors[(predicted == 1) & (truth == 0)] = (1.0, 0.2, 0.2)  # false positive: red
                 errors[(predicted == 0) & (truth == 1)] = (0.2, 0.5, 1.0)  # false negative: blue
-                titles[3] = "errors (FP red, FN blue)"
-            else:
-                errors[predicted != truth] = (1.0, 0.2, 0.2)
-                titles[3] = "errors (red)"
+            titles[3] = "errors (FP red, FN blue)" if n_classes == 1 else "errors (red)"
             labels = mask_classes(n_classes)
             iou = mean_iou(truth, predicted, labels, include_background=n_classes > 1)
             titles[2] = "prediction" + ("" if np.isnan(iou) else f" (IoU {iou:.2f})")
@@ -513,8 +510,8 @@ def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_n
 
 
 def confusion_matrix(y_true, y_pred, n_labels):
-    """Pixel counts int64 ``(n_labels, n_labels)``, rows true, columns predicted (lesson 05):
-    scikit-learn's counts, ~100x faster, and labels outside 0..n_labels-1 refused."""
+    """Pixel counts int64 ``(n_labels, n_labels)``, rows true, columns predicted (lesson 05): as
+    scikit-learn's, empty masks allowed, labels outside 0..n_labels-1 refused, not lost."""
     support.check_whole_number("n_labels", n_labels)
     y_true, y_pred = support.check_label_masks(y_true, y_pred, n_labels)
     flat_index = y_true.astype(np.int64).ravel() * n_labels + y_pred.astype(np.int64).ravel()
