@@ -304,8 +304,9 @@ def _check_channels(channels, allowed=(None, 1, 3)):
 
 
 def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"):
-    """float32 (H, W, C) in [0, 1] between the image's percentiles, None: its type's maximum
-    (lesson 07); ``channels`` 1 or 3 converts; "auto" inverts grayscale on a bright background."""
+    """float32 (H, W, C) in [0, 1] between the image's percentiles (None: its type's maximum;
+    "auto": percentiles for grayscale only) (lesson 07); ``channels`` 1 or 3 converts;
+    ``invert="auto"`` inverts grayscale on a bright background."""
     array = np.asarray(image)
     maximum = np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1.0
     if array.dtype.kind == "i" and array.max(initial=0) <= 65535:
@@ -322,6 +323,12 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"
         raise ValueError(f'invert must be "auto", True or False; got {invert!r}.')
     array = array[..., :3].astype(np.float32)  # RGBA: drop alpha
     gray = array.shape[-1] == 1 or bool(np.all(array == array[..., :1]))
+    if isinstance(percentiles, str):  # lesson 05: its colour classes keep absolute values
+        if percentiles != "auto":
+            raise ValueError(
+                f'percentiles must be (low, high), None or "auto"; got {percentiles!r}.'
+            )
+        percentiles = (1.0, 99.8) if gray else None
     if channels == 1 and array.shape[-1] == 3:
         array = array @ np.array([[0.299], [0.587], [0.114]], np.float32)  # luminance, as Pillow
     elif channels == 3 and array.shape[-1] == 1:

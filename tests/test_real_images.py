@@ -339,3 +339,21 @@ def test_normalize_without_percentiles_keeps_absolute_brightness(tmp_path):
     np.testing.assert_allclose(uh.normalize_image(read_back, percentiles=None), 0.2)
     scaled = uh.normalize_image(np.array([[0.25, 2.0]]), percentiles=None)  # floats: clipped
     np.testing.assert_allclose(scaled[..., 0], [[0.25, 1.0]])
+
+
+def test_normalize_auto_scales_grayscale_by_percentiles_and_keeps_colour():
+    rng = np.random.default_rng(0)
+    gray = (rng.random((20, 30)) * 40).astype(np.uint8)  # a dim exposure
+    np.testing.assert_allclose(
+        uh.normalize_image(gray, percentiles="auto"), uh.normalize_image(gray)
+    )
+    as_rgb = np.repeat(gray[..., None], 3, axis=-1)  # a gray picture saved as RGB is still gray
+    np.testing.assert_allclose(
+        uh.normalize_image(as_rgb, percentiles="auto"), uh.normalize_image(as_rgb)
+    )
+    colour = (rng.random((20, 30, 3)) * 40).astype(np.uint8)
+    np.testing.assert_allclose(
+        uh.normalize_image(colour, percentiles="auto"), uh.normalize_image(colour, percentiles=None)
+    )
+    with pytest.raises(ValueError, match="auto"):
+        uh.normalize_image(gray, percentiles="automatic")
