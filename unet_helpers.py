@@ -1,11 +1,13 @@
 """Shared code for the unet-from-blocks lessons: U-Net blocks, ``build_unet``, data, metrics, plots.
 
-Each name is introduced by a lesson and lives here once, in lesson order; plumbing the lessons need
-not read (folder checks, the synthetic-data renderer, PyTorch fixes) is in unet_support.py, and the
-names of it the lessons call are imported here. Keras 3 only (``import keras``): any backend.
+Each name is introduced by a lesson and lives here once, in lesson order; its docstring's first
+sentence names that lesson, "(lesson NN)". Plumbing the lessons need not read (folder checks and
+readers, the synthetic-data renderer, fixes for Keras on PyTorch, colours and two figures, file
+writers) is in unet_support.py, which never imports this module; the names of it the lessons call
+are imported here. Keras 3 only (``import keras``): any backend.
 
 Contents, by the lesson that introduces each name; a name in parentheses is used by the one
-before it (tests/test_lint.py checks that each public name is listed once, in its lesson):
+before it (tests/test_lint.py checks that each public name is listed once, under its tag's lesson):
 
 * 01 architecture: ``feature_map_table``, ``print_feature_map_table``, ``valid_sizes_near``,
   ``check_unet_config``, ``plot_unet_diagram``.
@@ -42,31 +44,39 @@ from pathlib import Path
 import keras
 import numpy as np
 from keras import layers
-from PIL import Image
 
 import unet_support as support
 from unet_support import (
     SYNTHETIC_CLASS_NAMES,
     BinaryIoU,
     MeanIoU,
+    ObjectSettings,
     RandomRotation,
     SparseCategoricalCrossentropy,
+    colorize_mask,
     ensure_dataset,
     image_files,
     make_synthetic_dataset,
+    object_settings,
+    peak_memory_bytes,
+    plot_confusion_matrix,
+    plot_history,
     read_image,
+    save_labels,
+    save_object_table,
     synthetic_pair,
+    with_object_settings,
 )
 
 # --- Model: blocks and build_unet (lessons 01-03) -------------------------------------------------
 
-#: Moving averages for ``predict`` lag about ``momentum / (1 - momentum)`` steps: Keras' 0.99 suits
-#: long runs, 0.9 follows a short CPU run more closely (lesson 03, section 7).
+#: BatchNormalization's momentum (lesson 02): its averages lag ``momentum / (1 - momentum)`` steps;
+#: Keras' 0.99 suits long runs, 0.9 a short CPU run (lesson 03, section 7).
 BATCHNORM_MOMENTUM = 0.9
 
 
 def conv_block(x, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
-    """Two rounds of 3x3 Conv2D (same padding) -> BatchNormalization -> ReLU."""
+    """Two rounds of 3x3 Conv2D (same padding) -> BatchNormalization -> ReLU (lesson 02)."""
     for _ in range(2):
         x = layers.Conv2D(filters, 3, padding="same")(x)
         x = layers.BatchNormalization(momentum=batchnorm_momentum)(x)
@@ -75,21 +85,21 @@ def conv_block(x, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
 
 
 def encoder_block(x, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
-    """conv_block then 2x2 max pooling; returns ``(skip, pooled)``, skip going to the decoder."""
+    """conv_block then 2x2 max pooling: ``(skip, pooled)``, skip for the decoder (lesson 02)."""
     skip = conv_block(x, filters, batchnorm_momentum)
     pooled = layers.MaxPooling2D(2)(skip)
     return skip, pooled
 
 
 def decoder_block(x, skip, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
-    """2x2 stride-2 Conv2DTranspose (doubles height and width), concatenate ``skip``, conv_block."""
+    """2x2 stride-2 Conv2DTranspose (doubles H, W), concatenate ``skip``, conv_block (lesson 02)."""
     x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same")(x)
     x = layers.Concatenate()([x, skip])
     return conv_block(x, filters, batchnorm_momentum)
 
 
 def valid_sizes_near(size, depth):
-    """The two sizes below and the two above ``size`` that are divisible by ``2**depth``."""
+    """The two sizes below and the two above ``size`` divisible by ``2**depth`` (lesson 01)."""
     step = 2**depth
     below = [(size // step - i) * step for i in range(2)]
     above = [(size // step + 1 + i) * step for i in range(2)]
@@ -97,27 +107,18 @@ def valid_sizes_near(size, depth):
 
 
 def check_unet_config(input_shape, n_classes=1, base_filters=64, depth=4):
-    """Raise a ValueError that names the fix if these settings cannot make a U-Net."""
+    """Raise a ValueError that names the fix if these settings cannot make a U-Net (lesson 01)."""
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
         raise ValueError(
             f"input_shape must be (height, width, channels), for example (128, 128, 3); "
             f"got {input_shape!r}. A grayscale image still needs its channel: (128, 128, 1)."
         )
-    support.check_n_classes(n_classes)
-    support.check_whole_number("depth", depth, "use the number of pooling steps, typically 3 or 4")
-    support.check_whole_number(
-        "base_filters", base_filters, "16 on a CPU, 64 in the original U-Net"
-    )
-    height, width, channels = input_shape
-    if not isinstance(channels, (int, np.integer)) or channels < 1:
-        raise ValueError(
-            f"input_shape must end with the number of channels (1 grayscale, 3 RGB); "
-            f"got {input_shape!r}."
-        )
+    settings = (*input_shape, n_classes, depth, base_filters)
+    names = ("height", "width", "channels", "n_classes", "depth", "base_filters")
+    for name, value in zip(names, settings, strict=True):
+        support.check_whole_number(name, value)
     step = 2**depth
-    for axis, size in (("height", height), ("width", width)):
-        if not isinstance(size, (int, np.integer)) or size < 1:
-            raise ValueError(f"input {axis} must be a positive integer; got {size!r}.")
+    for axis, size in zip(("height", "width"), input_shape[:2], strict=True):
         if size % step:
             raise ValueError(
                 f"input {axis} {size} is not divisible by 2**depth = {step}: each of the {depth} "
@@ -134,8 +135,8 @@ def build_unet(
     batchnorm_momentum=BATCHNORM_MOMENTUM,
     name="U-Net",
 ):
-    """The U-Net: ``depth`` encoder blocks, a bridge, ``depth`` decoder blocks, a 1x1 head.
-    Level ``i`` has ``base_filters * 2**i`` filters; sigmoid head for 1 class, softmax for K."""
+    """The U-Net: ``depth`` encoder and decoder blocks, a bridge, a 1x1 head (lesson 03).
+    Level ``i`` has ``base_filters * 2**i`` filters; sigmoid for 1 class, softmax for K."""
     check_unet_config(input_shape, n_classes, base_filters, depth)
     x = inputs = keras.Input(shape=tuple(input_shape), name="image")
     skips = []
@@ -150,14 +151,13 @@ def build_unet(
 
 
 def _head_activation(n_classes):
-    """Sigmoid for one channel (binary), softmax for K >= 2 classes (one class per pixel).
-    Multi-label masks need K sigmoid channels and binary cross-entropy: build those by hand."""
+    """Sigmoid for one channel (binary), softmax for K >= 2 classes (one class per pixel)."""
     return "sigmoid" if n_classes == 1 else "softmax"
 
 
 def training_setup(n_classes):
-    """Head activation, loss and metrics for ``n_classes``: binary cross-entropy for 1 channel,
-    sparse categorical cross-entropy (masks of class ids) for K."""
+    """Head activation, loss and metrics for ``n_classes`` (lesson 03): binary cross-entropy for
+    1 channel, sparse categorical cross-entropy (masks of class ids) for K."""
     mask_classes(n_classes)  # validates n_classes
     activation = _head_activation(n_classes)
     loss = keras.losses.BinaryCrossentropy() if n_classes == 1 else SparseCategoricalCrossentropy()
@@ -165,25 +165,23 @@ def training_setup(n_classes):
 
 
 def mask_classes(n_classes):
-    """Label values in the masks for a head of ``n_classes`` channels: 2 for binary, else K."""
-    support.check_n_classes(n_classes)
+    """Label values in the masks of a head of ``n_classes`` channels: 2 for 1, or K (lesson 04)."""
+    support.check_whole_number("n_classes", n_classes)
     return 2 if n_classes == 1 else int(n_classes)
 
 
 def predicted_classes(probabilities, threshold=0.5):
-    """Class ids uint8 ``(..., 1)`` of model output ``(..., C)``: threshold 1 channel, argmax K."""
+    """uint8 class ids ``(..., 1)`` of output ``(..., C)``: 1 channel thresholded, else argmax
+    (lesson 04)."""
     probabilities = np.asarray(probabilities)
-    if probabilities.ndim == 0:
-        raise ValueError("probabilities must have a channel axis last, for example (N, H, W, C).")
-    channels = probabilities.shape[-1]
-    dtype = np.uint8 if channels <= 256 else np.int64
-    if channels == 1:
+    dtype = np.uint8 if probabilities.shape[-1] <= 256 else np.int64
+    if probabilities.shape[-1] == 1:
         return (probabilities >= threshold).astype(dtype)
     return np.argmax(probabilities, axis=-1, keepdims=True).astype(dtype)
 
 
 def compile_unet(model, learning_rate=1e-3, loss=None, clipnorm=None):
-    """Compile with Adam and the loss and metrics of the model's own head (``training_setup``).
+    """Compile with Adam, the loss and metrics of the model's head (``training_setup``) (lesson 03).
     ``loss`` replaces the default loss; binary cross-entropy on a softmax head is refused."""
     n_classes = int(model.output_shape[-1])  # the head's channels
     setup = training_setup(n_classes)
@@ -201,10 +199,7 @@ def compile_unet(model, learning_rate=1e-3, loss=None, clipnorm=None):
             resolved = keras.losses.get(loss)
         except ValueError:  # a name only model.compile knows, such as "crossentropy"
             resolved = None
-    binary_crossentropy = keras.losses.binary_crossentropy
-    if n_classes > 1 and (
-        resolved is binary_crossentropy or getattr(resolved, "fn", None) is binary_crossentropy
-    ):
+    if n_classes > 1 and getattr(resolved, "fn", resolved) is keras.losses.binary_crossentropy:
         raise ValueError(
             f"binary_crossentropy scores each of the {n_classes} softmax channels as an "
             f"independent yes/no question, but a softmax head gives one class per pixel. For "
@@ -222,7 +217,7 @@ def compile_unet(model, learning_rate=1e-3, loss=None, clipnorm=None):
 
 
 def multiply_adds(model):
-    """Multiply-adds of the convolutions of a model, for one image."""
+    """Multiply-adds of the convolutions of a model, for one image (lesson 03)."""
     total = 0
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2DTranspose):  # kernel applied per input pixel
@@ -233,7 +228,7 @@ def multiply_adds(model):
 
 
 def feature_map_table(input_shape, base_filters=64, depth=4):
-    """Rows ``(stage, height, width, filters)`` of the feature maps, from input to output."""
+    """Rows ``(stage, height, width, filters)`` of the feature maps, input to output (lesson 01)."""
     check_unet_config(input_shape, 1, base_filters, depth)
     height, width, channels = input_shape
 
@@ -246,14 +241,14 @@ def feature_map_table(input_shape, base_filters=64, depth=4):
 
 
 def print_feature_map_table(input_shape, base_filters=64, depth=4):
-    """Print feature_map_table as aligned columns."""
+    """Print feature_map_table as aligned columns (lesson 01)."""
     print(f"{'stage':<10} {'height':>6} {'width':>6} {'filters':>8}")
     for stage, height, width, filters in feature_map_table(input_shape, base_filters, depth):
         print(f"{stage:<10} {height:>6} {width:>6} {filters:>8}")
 
 
 def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1):
-    """Draw the U: a box per level (size, filters), pooling, up-sampling and skip arrows."""
+    """Draw the U: a box per level (size, filters), pooling, up-sampling and skips (lesson 01)."""
     import matplotlib.pyplot as plt
 
     check_unet_config(input_shape, n_classes, base_filters, depth)
@@ -302,10 +297,16 @@ def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1):
 # --- Data: loading, tiles, split, pictures (lessons 04-07) ----------------------------------------
 
 
+def _check_channels(channels, allowed=(None, 1, 3)):
+    """Raise a ValueError unless ``channels`` is 1 (grayscale) or 3 (RGB)."""
+    if channels not in allowed:
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB); got {channels!r}.")
+
+
 def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"):
-    """float32 (H, W, C) in [0, 1], scaled between the image's own percentiles (``None``: by
-    its type's maximum; "auto": percentiles for grayscale only). ``channels`` 1 or 3 converts;
-    ``invert="auto"`` makes a grayscale image with a bright background its negative."""
+    """float32 (H, W, C) in [0, 1] between the image's percentiles (None: its type's maximum;
+    "auto": percentiles for grayscale only) (lesson 07); ``channels`` 1 or 3 converts;
+    ``invert="auto"`` inverts grayscale on a bright background."""
     array = np.asarray(image)
     maximum = np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1.0
     if array.dtype.kind == "i" and array.max(initial=0) <= 65535:
@@ -317,13 +318,12 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"
             f"an image must be (H, W) grayscale or (H, W, C) with 1, 3 or 4 channels; got shape "
             f"{array.shape}. Read files with uh.read_image."
         )
-    if channels is not None:
-        support.check_channels(channels)
+    _check_channels(channels)
     if invert not in ("auto", True, False):
         raise ValueError(f'invert must be "auto", True or False; got {invert!r}.')
     array = array[..., :3].astype(np.float32)  # RGBA: drop alpha
     gray = array.shape[-1] == 1 or bool(np.all(array == array[..., :1]))
-    if isinstance(percentiles, str):
+    if isinstance(percentiles, str):  # lesson 05: its colour classes keep absolute values
         if percentiles != "auto":
             raise ValueError(
                 f'percentiles must be (low, high), None or "auto"; got {percentiles!r}.'
@@ -345,8 +345,8 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"
 
 
 def bright_background(image):
-    """True for a grayscale image of dark objects on a bright background (``normalize_image``'s
-    rule: its median is above 0.5 once scaled). Colour images: False."""
+    """True for a grayscale image whose scaled median is above 0.5 (lesson 07): ``normalize_image``
+    inverts it. Colour images: False."""
     array = np.asarray(image)
     if array.ndim == 3 and not np.all(array[..., :3] == array[..., :1]):
         return False
@@ -354,9 +354,9 @@ def bright_background(image):
 
 
 def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None):
-    """Full-resolution ``(images, masks, stems)``: float32 (H, W, channels) ``normalize_image``d,
-    uint8 (H, W, 1) class ids. ``mask_values``: each class's value in the files, class 0 first."""
-    support.check_channels(channels)
+    """Full-resolution ``(images, masks, stems)`` (lesson 07): float32 ``normalize_image``d images,
+    uint8 (H, W, 1) class ids. ``mask_values``: each class's value in the files."""
+    _check_channels(channels, (1, 3))
     pictures, masks, stems = support.read_pairs(directory, n_classes, mask_values)
     return [normalize_image(p, channels, percentiles) for p in pictures], masks, stems
 
@@ -379,8 +379,8 @@ def _tile_starts(length, tile_size, stride):
 
 
 def cut_tiles(array, tile_size):
-    """``tile_size`` tiles (n, tile_size, tile_size, ...) that cover a 2-D array, no resizing
-    (small arrays are reflect-padded; the last tiles overlap their neighbours)."""
+    """``tile_size`` tiles (n, tile_size, tile_size, ...) covering an array (lesson 04): none
+    resized, small arrays reflect-padded, the last tiles overlapping their neighbours."""
     array = _pad_to_at_least(array, tile_size)
     tops, lefts = (_tile_starts(length, tile_size, tile_size) for length in array.shape[:2])
     return np.stack([array[t : t + tile_size, s : s + tile_size] for t in tops for s in lefts])
@@ -389,22 +389,17 @@ def cut_tiles(array, tile_size):
 def load_dataset(
     directory, image_size=128, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None
 ):
-    """``load_images`` cut into ``image_size`` tiles (``cut_tiles``): ``(images, masks, stems)``,
-    stems naming the file of each tile, for ``split_dataset(groups=...)``."""
-    full_images, full_masks, file_stems = load_images(
-        directory, n_classes, channels, percentiles, mask_values
-    )
-    images, masks, stems = [], [], []
-    for image, mask, stem in zip(full_images, full_masks, file_stems, strict=True):
-        tiles = cut_tiles(image, image_size)
-        images.append(tiles)
-        masks.append(cut_tiles(mask, image_size))
-        stems += [stem] * len(tiles)
-    return np.concatenate(images), np.concatenate(masks), stems
+    """``load_images`` cut into ``image_size`` tiles (lesson 04): ``(images, masks, stems)``, stems
+    naming the file of each tile, for ``split_dataset(groups=...)``."""
+    images, masks, stems = load_images(directory, n_classes, channels, percentiles, mask_values)
+    images = [cut_tiles(image, image_size) for image in images]
+    stems = [stem for stem, tiles in zip(stems, images, strict=True) for _ in tiles]
+    masks = np.concatenate([cut_tiles(mask, image_size) for mask in masks])
+    return np.concatenate(images), masks, stems
 
 
 def class_pixel_fractions(masks, n_classes):
-    """Fraction of all pixels per class id (binary, n_classes=1: [background, foreground])."""
+    """Fraction of all pixels per class id (binary: [background, foreground]) (lesson 04)."""
     labels = mask_classes(n_classes)
     masks = np.asarray(masks).ravel()
     if masks.size and (masks.min() < 0 or masks.max() >= labels):
@@ -419,21 +414,19 @@ def class_pixel_fractions(masks, n_classes):
 def split_dataset(
     images, masks, validation_fraction=0.15, test_fraction=0.15, seed=0, groups=None, strata=None
 ):
-    """Seeded split into {"train", "validation", "test": (images, masks)}. ``groups`` keep tiles of
-    one picture in one split; ``strata`` split each kind on its own (under 3 groups: train)."""
+    """Seeded split {"train", "validation", "test": (images, masks)} (lesson 04). ``groups`` keep
+    a picture's tiles in one split; ``strata`` split each kind alone (under 3 groups: train)."""
     count = len(images)
-    if len(masks) != count:
-        raise ValueError(f"got {count} images but {len(masks)} masks: they must pair up.")
-    for name, fraction in (("validation", validation_fraction), ("test", test_fraction)):
-        if not 0 < fraction < 1:
-            raise ValueError(f"{name}_fraction must be between 0 and 1; got {fraction!r}.")
-    if validation_fraction + test_fraction >= 1:
-        raise ValueError("validation_fraction + test_fraction must leave images for training.")
     groups = np.arange(count) if groups is None else groups
     strata = np.zeros(count, int) if strata is None else strata
-    for name, labels in (("groups", groups), ("strata", strata)):
-        if len(labels) != count:
-            raise ValueError(f"got {len(labels)} {name} for {count} images: give one per image.")
+    if not len(masks) == len(groups) == len(strata) == count:
+        raise ValueError(
+            f"got {count} images, {len(masks)} masks, {len(groups)} groups and {len(strata)} "
+            f"strata: give one of each per image."
+        )
+    fractions = (validation_fraction, test_fraction)
+    if min(fractions) <= 0 or sum(fractions) >= 1:
+        raise ValueError(f"fractions must be > 0 and leave images for training; got {fractions}.")
     names, group_of = np.unique(np.asarray(groups), return_inverse=True)
     if len(names) < 3:
         raise ValueError(
@@ -463,55 +456,8 @@ def split_dataset(
     return splits
 
 
-#: Class colours: background black, then distinct colours (binary foreground is white).
-_PALETTE = np.array(
-    [
-        (0.0, 0.0, 0.0),
-        (0.90, 0.30, 0.20),
-        (0.25, 0.75, 0.30),
-        (0.20, 0.50, 0.95),
-        (0.95, 0.80, 0.15),
-        (0.70, 0.30, 0.85),
-        (0.15, 0.80, 0.80),
-        (0.95, 0.55, 0.70),
-        (0.60, 0.45, 0.25),
-        (0.60, 0.60, 0.60),
-    ]
-)
-#: Colour of the binary foreground in overlays (white would vanish on bright images).
-_BINARY_OVERLAY_COLOUR = np.array((1.0, 0.85, 0.0))
-
-
-def _palette(n_classes):
-    """(max(n_classes, 2), 3) colours: white foreground for binary, _PALETTE (cycled) otherwise."""
-    if n_classes == 1:
-        return np.array([(0.0, 0.0, 0.0), (1.0, 1.0, 1.0)])
-    return np.array([_PALETTE[0]] + [_PALETTE[1 + i % 9] for i in range(n_classes - 1)])
-
-
-def colorize_mask(mask, n_classes):
-    """RGB float (H, W, 3) of a class-id mask, a fixed colour per class (``label2rgb`` colours
-    the labels present in order, so a missing class would shift the colours)."""
-    mask = np.asarray(mask)
-    if mask.ndim == 3:
-        mask = mask[..., 0]
-    palette = _palette(n_classes)
-    return palette[np.clip(mask.astype(np.int64), 0, len(palette) - 1)]
-
-
-def _overlay(image, mask, n_classes, alpha=0.45):
-    """The image with the mask's classes painted on it, half transparent."""
-    image = np.asarray(image, dtype=np.float32)
-    rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
-    colours = colorize_mask(mask, n_classes)
-    if n_classes == 1:
-        colours = np.where(colours > 0, _BINARY_OVERLAY_COLOUR, 0.0)
-    painted = (mask > 0)[..., None]
-    return np.clip(np.where(painted, (1 - alpha) * rgb + alpha * colours, rgb), 0.0, 1.0)
-
-
 def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_names=None):
-    """One row per example: image, true mask, (prediction, errors), overlay; returns the figure.
+    """A row per example: image, true mask, (prediction, errors), overlay; the figure (lesson 04).
     ``predictions`` may be probabilities or class ids."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
@@ -536,22 +482,15 @@ def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_n
         if predictions is not None:
             predicted = predicted_ids[row]
             errors = np.zeros(truth.shape + (3,))
+            errors[predicted != truth] = (1.0, 0.2, 0.2)  # red (binary: false positives)
             if n_classes == 1:
-                errors[(predicted == 1) & (truth == 0)] = (1.0, 0.2, 0.2)  # false positive: red
                 errors[(predicted == 0) & (truth == 1)] = (0.2, 0.5, 1.0)  # false negative: blue
-                titles[3] = "errors (FP red, FN blue)"
-            else:
-                errors[predicted != truth] = (1.0, 0.2, 0.2)
-                titles[3] = "errors (red)"
+            titles[3] = "errors (FP red, FN blue)" if n_classes == 1 else "errors (red)"
             labels = mask_classes(n_classes)
-            iou = (
-                per_class_iou(truth, predicted, labels)[1]
-                if n_classes == 1
-                else mean_iou(truth, predicted, labels)
-            )
+            iou = mean_iou(truth, predicted, labels, include_background=n_classes > 1)
             titles[2] = "prediction" + ("" if np.isnan(iou) else f" (IoU {iou:.2f})")
             panels += [colorize_mask(predicted, n_classes), errors]
-        panels.append(_overlay(image, truth, n_classes))
+        panels.append(support.overlay(image, truth, n_classes))
         for column, (axis, panel) in enumerate(zip(axes[row], panels, strict=False)):
             axis.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=1)
             axis.set(xticks=[], yticks=[])
@@ -563,12 +502,11 @@ def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_n
         names = class_names or ["background"] + [f"class {i}" for i in range(1, n_classes)]
         if len(names) != n_classes:
             raise ValueError(
-                f"got {len(names)} class_names for n_classes={n_classes}: give one name per class, "
-                f"background first."
+                f"got {len(names)} class_names for n_classes={n_classes}: one a class."
             )
         handles = [
             Patch(facecolor=colour, edgecolor="0.5", label=f"{i} {name}")
-            for i, (colour, name) in enumerate(zip(_palette(n_classes), names, strict=True))
+            for i, (colour, name) in enumerate(zip(support.palette(n_classes), names, strict=True))
         ]
         figure.legend(handles=handles, loc="lower center", ncol=min(n_classes, 6), fontsize=8)
     figure.tight_layout(rect=(0, 0.06 if n_classes > 1 else 0, 1, 1))
@@ -578,63 +516,19 @@ def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_n
 # --- Metrics: confusion matrix, IoU, Dice, training metrics and losses, plots (lessons 04-06) -----
 
 
-def _check_label_masks(y_true, y_pred):
-    """Both masks as NumPy arrays of class ids with one shape, or a ValueError naming the fix."""
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
-    if y_true.shape != y_pred.shape:
-        hint = "compare masks of the same images, with the same (N, H, W, 1) layout"
-        if y_pred.shape[:-1] == y_true.shape[:-1] and y_pred.ndim and y_pred.shape[-1] > 1:
-            hint = (
-                f"y_pred has {y_pred.shape[-1]} channels, which looks like per-class "
-                f"probabilities: take the argmax first with uh.predicted_classes(y_pred)"
-            )
-        raise ValueError(
-            f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape: {hint}."
-        )
-    for name, mask in (("y_true", y_true), ("y_pred", y_pred)):
-        if mask.dtype.kind not in "biuf":
-            raise ValueError(f"{name} must hold integer class ids; got dtype {mask.dtype}.")
-        if mask.dtype.kind == "f" and not np.all(np.isfinite(mask) & (mask == np.round(mask))):
-            fix = (
-                "threshold (1 channel) or argmax (K channels) first: uh.predicted_classes(y_pred)"
-                if name == "y_pred"
-                else "masks must hold class ids 0, 1, ..., not probabilities or resized values"
-            )
-            example = mask[mask != np.round(mask)][0]
-            raise ValueError(
-                f"{name} holds non-integer values (for example {example:.3g}), which look like "
-                f"probabilities: {fix}."
-            )
-    return y_true, y_pred
-
-
 def confusion_matrix(y_true, y_pred, n_labels):
-    """Pixel counts int64 ``(n_labels, n_labels)``, rows true, columns predicted: scikit-learn's
-    counts (lesson 05 checks), ~100x faster, and labels outside 0..n_labels-1 are refused."""
+    """Pixel counts int64 ``(n_labels, n_labels)``, rows true, columns predicted (lesson 05): as
+    scikit-learn's, empty masks allowed, labels outside 0..n_labels-1 refused, not lost."""
     support.check_whole_number("n_labels", n_labels)
-    y_true, y_pred = _check_label_masks(y_true, y_pred)
-    for name, mask in (("y_true", y_true), ("y_pred", y_pred)):
-        if mask.size and (mask.min() < 0 or mask.max() >= n_labels):
-            bad = mask.min() if mask.min() < 0 else mask.max()
-            hint = (
-                "masks stored as 0/255 images need dividing by 255 first"
-                if bad == 255
-                else "a binary model (n_classes=1) has 2 mask classes: n_labels = "
-                "uh.mask_classes(1) = 2"
-            )
-            raise ValueError(
-                f"{name} holds label {bad:g}, outside 0..{n_labels - 1} for "
-                f"n_labels={n_labels}: {hint}."
-            )
+    y_true, y_pred = support.check_label_masks(y_true, y_pred, n_labels)
     flat_index = y_true.astype(np.int64).ravel() * n_labels + y_pred.astype(np.int64).ravel()
     counts = np.bincount(flat_index, minlength=n_labels * n_labels)
     return counts.reshape(n_labels, n_labels).astype(np.int64)
 
 
 def pixel_accuracy(y_true, y_pred):
-    """Share of pixels whose predicted class id equals the true one (high even for empty masks)."""
-    y_true, y_pred = _check_label_masks(y_true, y_pred)
+    """Share of pixels whose predicted class is the true one, high for empty masks (lesson 06)."""
+    y_true, y_pred = support.check_label_masks(y_true, y_pred)
     return float(np.mean(y_true == y_pred)) if y_true.size else float("nan")
 
 
@@ -646,7 +540,7 @@ def _ratio_or_nan(numerator, denominator):
 
 
 def per_class_iou(y_true, y_pred, n_labels):
-    """IoU = TP / (TP + FP + FN) per class, float64; NaN for a class absent from both masks."""
+    """IoU = TP / (TP + FP + FN) per class, float64; NaN for a class in neither mask (lesson 04)."""
     matrix = confusion_matrix(y_true, y_pred, n_labels)
     true_positives = np.diag(matrix)
     union = matrix.sum(axis=0) + matrix.sum(axis=1) - true_positives
@@ -654,7 +548,8 @@ def per_class_iou(y_true, y_pred, n_labels):
 
 
 def per_class_dice(y_true, y_pred, n_labels):
-    """Dice = 2 TP / (2 TP + FP + FN) per class (the F1 score), NaN like ``per_class_iou``."""
+    """Dice = 2 TP / (2 TP + FP + FN) per class (the F1 score), NaN as ``per_class_iou``
+    (lesson 06)."""
     matrix = confusion_matrix(y_true, y_pred, n_labels)
     true_positives = np.diag(matrix)
     return _ratio_or_nan(2 * true_positives, matrix.sum(axis=0) + matrix.sum(axis=1))
@@ -668,8 +563,8 @@ def _nanmean_or_nan(values):
 
 
 def mean_iou(y_true, y_pred, n_labels, include_background=True):
-    """Mean of ``per_class_iou`` over the classes where it is defined, as ``keras.metrics.MeanIoU``
-    (``include_background=False`` leaves out class 0)."""
+    """Mean of ``per_class_iou`` where it is defined, as ``keras.metrics.MeanIoU`` (lesson 06);
+    ``include_background=False`` leaves out class 0."""
     iou = per_class_iou(y_true, y_pred, n_labels)
     if not include_background:
         if n_labels == 1:
@@ -679,8 +574,8 @@ def mean_iou(y_true, y_pred, n_labels, include_background=True):
 
 
 def per_image_iou(y_true, y_pred, class_id=1):
-    """IoU of one class for each image (axis 0), float64 ``(N,)``; NaN where it is in neither."""
-    y_true, y_pred = _check_label_masks(y_true, y_pred)
+    """IoU of one class for each image (axis 0), float64 ``(N,)``; NaN if in neither (lesson 04)."""
+    y_true, y_pred = support.check_label_masks(y_true, y_pred)
     if y_true.ndim < 2:
         raise ValueError(f"masks must be a batch (N, H, W, 1); got shape {y_true.shape}.")
     pixels = int(np.prod(y_true.shape[1:]))
@@ -692,7 +587,8 @@ def per_image_iou(y_true, y_pred, class_id=1):
 
 
 def iou_table(y_true, y_pred, n_labels, class_names=None):
-    """Printable table: IoU, Dice, share of true pixels per class, then means ("n/a": undefined)."""
+    """Printable table: IoU, Dice, share of true pixels per class, means (n/a: undefined)
+    (lesson 05)."""
     class_names = [str(name) for name in (range(n_labels) if class_names is None else class_names)]
     if len(class_names) != n_labels:
         raise ValueError(f"got {len(class_names)} class_names for n_labels={n_labels}.")
@@ -714,7 +610,7 @@ def iou_table(y_true, y_pred, n_labels, class_names=None):
 
 
 def segmentation_metrics(n_classes):
-    """Keras metrics for ``n_classes``: accuracy and foreground IoU (1 channel) or mean IoU (K)."""
+    """Keras metrics: accuracy and foreground IoU (1 channel) or mean IoU (K) (lesson 03)."""
     mask_classes(n_classes)  # validates n_classes
     if n_classes == 1:
         return [
@@ -729,8 +625,8 @@ def segmentation_metrics(n_classes):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class DiceLoss(keras.losses.Loss):
-    """Soft Dice loss: 1 - mean over classes of Dice, summed over the batch; ``cross_entropy=True``
-    adds the matching cross-entropy. y_true: class ids; y_pred: sigmoid or softmax output."""
+    """Soft Dice loss, 1 - mean over classes of Dice, summed over the batch (lesson 05);
+    ``cross_entropy=True`` adds cross-entropy. y_true: class ids; y_pred: sigmoid or softmax."""
 
     def __init__(self, n_classes, cross_entropy=False, smooth=1.0, name=None, **kwargs):
         mask_classes(n_classes)  # validates n_classes
@@ -751,10 +647,9 @@ class DiceLoss(keras.losses.Loss):
         y_true = keras.ops.cast(y_true, "int32")
         if len(y_true.shape) == len(y_pred.shape):
             y_true = keras.ops.squeeze(y_true, axis=-1)
+        probabilities = y_pred
         if self.n_classes == 1:
             probabilities = keras.ops.concatenate([1.0 - y_pred, y_pred], axis=-1)
-        else:
-            probabilities = y_pred
         one_hot = keras.ops.one_hot(y_true, mask_classes(self.n_classes), dtype=probabilities.dtype)
         pixel_axes = tuple(range(len(probabilities.shape) - 1))
         intersection = keras.ops.sum(one_hot * probabilities, axis=pixel_axes)
@@ -778,17 +673,17 @@ class DiceLoss(keras.losses.Loss):
 
 
 def dice_loss(n_classes, smooth=1.0):
-    """Soft Dice loss for ``model.compile(loss=...)``: rare classes count as much as common ones."""
+    """Soft Dice loss for ``model.compile(loss=...)``: rare classes count as much (lesson 05)."""
     return DiceLoss(n_classes, cross_entropy=False, smooth=smooth)
 
 
 def dice_cross_entropy_loss(n_classes, smooth=1.0):
-    """Cross-entropy (sparse categorical, or binary for 1 channel) plus soft Dice loss."""
+    """Cross-entropy (sparse categorical, or binary for 1 channel) plus soft Dice (lesson 05)."""
     return DiceLoss(n_classes, cross_entropy=True, smooth=smooth)
 
 
 def class_frequency_weights(masks, n_classes):
-    """Median-frequency weight per class (0 if absent), scaled so the mean pixel weighs 1."""
+    """Median-frequency weight per class (0 if absent), the mean pixel weighing 1 (lesson 05)."""
     if np.size(masks) == 0:
         raise ValueError("masks are empty: there are no pixels to count.")
     frequency = class_pixel_fractions(masks, n_classes)
@@ -799,8 +694,8 @@ def class_frequency_weights(masks, n_classes):
 
 
 def pixel_weights(masks, n_classes):
-    """float32 (N, H, W) weights of each pixel's class (``class_frequency_weights``), mean 1,
-    for ``model.fit(..., sample_weight=...)``."""
+    """float32 (N, H, W) weights of each pixel's class (``class_frequency_weights``), mean 1, for
+    ``model.fit(..., sample_weight=...)`` (lesson 05)."""
     masks = np.asarray(masks)
     weights = class_frequency_weights(masks, n_classes)
     if masks.ndim == 4 and masks.shape[-1] == 1:
@@ -808,79 +703,12 @@ def pixel_weights(masks, n_classes):
     return weights[masks.astype(np.int64)].astype(np.float32)
 
 
-def plot_history(history, metrics=None):
-    """One panel per metric, training and validation per epoch, from ``model.fit``'s history."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    values = getattr(history, "history", history)
-    if metrics is None:
-        metrics = [name for name in values if not name.startswith("val_")]
-    missing = [name for name in metrics if name not in values]
-    if missing:
-        raise ValueError(f"no {missing} in the history; it has {sorted(values)}.")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3), squeeze=False)
-    for ax, name in zip(axes[0], metrics, strict=True):
-        epochs = np.arange(1, len(values[name]) + 1)
-        ax.plot(epochs, values[name], "o-", label="training")
-        if f"val_{name}" in values:
-            ax.plot(epochs, values[f"val_{name}"], "o-", label="validation")
-        ax.set(title=name, xlabel="epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend()
-    fig.tight_layout()
-    return fig
-
-
-def peak_memory_bytes():
-    """Peak resident memory of this process in bytes, or None where it cannot be read (Windows)."""
-    import sys
-
-    if sys.platform == "win32":
-        return None
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux, bytes on macOS
-    return peak if sys.platform == "darwin" else peak * 1024
-
-
-def plot_confusion_matrix(matrix, class_names=None, normalize=True):
-    """Confusion matrix figure (scikit-learn's display): row percentages, or counts with
-    ``normalize=False``; a class with no true pixels shows n/a."""
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    matrix = np.asarray(matrix)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"matrix must be square (classes, classes); got shape {matrix.shape}.")
-    size = len(matrix)
-    if class_names is not None and len(class_names) != size:
-        raise ValueError(f"got {len(class_names)} class_names for a {size}x{size} matrix.")
-    row_totals = np.broadcast_to(matrix.sum(axis=1, keepdims=True), matrix.shape)
-    shown = 100 * _ratio_or_nan(matrix, row_totals) if normalize else matrix
-    fig, ax = plt.subplots(figsize=(1.5 + 1.0 * size, 1.2 + 0.9 * size))
-    display = ConfusionMatrixDisplay(shown, display_labels=class_names)
-    top = 100 if normalize else max(float(matrix.max()), 1.0)
-    display.plot(
-        ax=ax, cmap="Blues", colorbar=False, values_format=".1f" if normalize else "d",
-        im_kw={"vmin": 0, "vmax": top},
-    )  # fmt: skip
-    for text in display.text_.ravel():
-        label = text.get_text()
-        text.set_text("n/a" if label == "nan" else label + ("%" if normalize else ""))
-        text.set_fontsize(8)
-    title = "% of each true class" if normalize else "pixel counts"
-    ax.set(xlabel="predicted class", ylabel="true class", title=title)
-    fig.tight_layout()
-    return fig
-
-
 # --- Real images at full resolution: patches, augmentation, tiled prediction (lesson 07) ----------
 
 
 def augmentation(rotation=True, seed=None):
-    """Flips and a rotation applied alike to ``{"images": x, "segmentation_masks": y}`` (masks
-    nearest-neighbour, so class ids stay exact)."""
+    """Flips and a rotation applied alike to ``{"images": x, "segmentation_masks": y}`` (lesson 07);
+    masks nearest-neighbour, so class ids stay exact."""
     # Two flips: RandomFlip("horizontal_and_vertical") flips both axes or neither (never a mirror).
     # A seed per layer: layers sharing one seed draw the same numbers in lockstep.
     seeds = [None] * 3 if seed is None else [seed, seed + 1, seed + 2]
@@ -894,7 +722,7 @@ def augmentation(rotation=True, seed=None):
 
 
 def augmentation_outcomes(augment, count=400, size=64):
-    """``(mirrored, angles)`` of ``count`` draws of ``augment``, read from three numbered dots:
+    """``(mirrored, angles)`` of ``count`` draws of ``augment`` (lesson 07), read from three dots:
     a negative determinant of their 2x2 map is a mirror image, its turn the angle."""
     from scipy import ndimage
 
@@ -919,9 +747,9 @@ def augmentation_outcomes(augment, count=400, size=64):
 
 
 class PatchDataset(keras.utils.PyDataset):
-    """Seeded random ``patch_size`` crops, augmented, in batches, for ``model.fit``: each image is
-    picked alike (or by ``weights``), however large; nothing resized, small images padded. An epoch
-    is ``patches_per_epoch`` patches; None: 5 per image, at least 384 (grows with the folder)."""
+    """Seeded random ``patch_size`` crops, augmented, in batches, for ``model.fit`` (lesson 07):
+    each image picked alike (or by ``weights``), none resized, small images padded. An epoch is
+    ``patches_per_epoch`` patches; None: 5 per image, at least 384 (grows with the folder)."""
 
     def __init__(
         self,
@@ -979,13 +807,13 @@ class PatchDataset(keras.utils.PyDataset):
 
 
 def blending_window(tile_size):
-    """(tile_size, tile_size) weights, largest in the middle, small but never 0 at the edges."""
+    """(tile_size, tile_size) weights, largest in the middle, never 0 at the edges (lesson 07)."""
     ramp = np.sin(np.pi * (np.arange(tile_size) + 0.5) / tile_size) ** 2
     return np.outer(ramp, ramp).astype(np.float32)
 
 
 def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, percentiles=(1.0, 99.8)):
-    """(H, W, K) probabilities of a whole image of any size: ``normalize_image``, then
+    """(H, W, K) probabilities of a whole image of any size (lesson 07): ``normalize_image``, then
     overlapping tiles, ``batch_size`` at a time, blended by ``blending_window``: no seams."""
     _, model_height, model_width, channels = model.input_shape
     if tile_size is None:
@@ -1018,7 +846,7 @@ def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, perce
 
 
 def pooled_iou(masks, predictions, class_id=1):
-    """IoU of one class over all pixels of a list of masks (any sizes) and predicted class ids."""
+    """IoU of one class over all pixels of lists of masks and predicted class ids (lesson 07)."""
     intersection = union = 0
     for mask, predicted in zip(masks, predictions, strict=True):
         truth, guess = np.asarray(mask) == class_id, np.asarray(predicted) == class_id
@@ -1028,22 +856,18 @@ def pooled_iou(masks, predictions, class_id=1):
 
 
 class FullImageValidation(keras.callbacks.Callback):
-    """Logs ``val_iou`` after each epoch: whole validation images (``predict_tiled``), classes
+    """Logs ``val_iou`` after each epoch on whole validation images (lesson 07): classes
     ``class_ids`` merged, at most ``max_pixels``. Put it before callbacks that watch ``val_iou``."""
 
     def __init__(self, images, masks, class_ids=(1,), max_pixels=2_000_000, seed=0):
         super().__init__()
         # Whole images in seeded random order until max_pixels (about 1/5 of a lesson-07 epoch).
-        order = np.random.default_rng(seed).permutation(len(images))
         chosen, total = [], 0
-        for index in order:
+        for index in np.random.default_rng(seed).permutation(len(images)):
             pixels = images[index].shape[0] * images[index].shape[1]
             if not chosen or total + pixels <= max_pixels:
-                chosen.append(int(index))
-                total += pixels
-        chosen.sort()
-        self.images = [images[index] for index in chosen]
-        self.masks = [masks[index] for index in chosen]
+                chosen, total = chosen + [int(index)], total + pixels
+        self.images, self.masks = ([items[i] for i in sorted(chosen)] for items in (images, masks))
         self.class_ids = tuple(class_ids)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -1057,7 +881,8 @@ class FullImageValidation(keras.callbacks.Callback):
 
 
 def count_objects(mask, min_size=0):
-    """``(labels, count)`` of 8-connected foreground regions, those under ``min_size`` dropped."""
+    """``(labels, count)`` of 8-connected foreground regions, under ``min_size`` dropped
+    (lesson 07)."""
     from skimage import measure, morphology
 
     foreground = np.asarray(mask) > 0
@@ -1071,8 +896,8 @@ def count_objects(mask, min_size=0):
 
 
 def split_touching(mask, min_distance=4, min_size=0):
-    """``(labels, count)`` like ``count_objects``, touching round objects cut apart by a watershed
-    seeded at distance peaks ``min_distance`` apart."""
+    """``(labels, count)`` as ``count_objects``, touching round objects cut apart (lesson 07) by a
+    watershed seeded at distance peaks ``min_distance`` apart."""
     from scipy import ndimage
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
@@ -1089,8 +914,8 @@ def split_touching(mask, min_distance=4, min_size=0):
 
 
 def interior_boundary_mask(labels):
-    """uint8 mask of instance labels: 0 background, 1 interior, 2 each object's inner boundary,
-    so touching objects are kept apart (the best 2018 Data Science Bowl entries)."""
+    """uint8 mask of instance labels (lesson 07): 0 background, 1 interior, 2 each object's
+    inner boundary, so touching objects stay apart (the best 2018 Data Science Bowl entries)."""
     from skimage.segmentation import find_boundaries
 
     labels = np.asarray(labels)
@@ -1101,7 +926,7 @@ def interior_boundary_mask(labels):
 
 # --- From pixels to objects: matching, scoring, instances, export (lesson 08) ---------------------
 
-#: IoU thresholds of the 2018 Data Science Bowl score: 0.50, 0.55, ..., 0.95.
+#: IoU thresholds of the 2018 Data Science Bowl score: 0.50, 0.55, ..., 0.95 (lesson 08).
 DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2).tolist())
 #: What became of a true object (``object_errors``), in this order of codes 1..4.
 _ERROR_KINDS = ("found", "merged", "split", "missed")
@@ -1117,27 +942,28 @@ def _sequential(labels):
 
 
 def _object_overlaps(true_labels, predicted_labels):
-    """``(intersection, true_areas, predicted_areas)``: pixels shared by each true (rows) and
-    predicted object (columns), ids in increasing order. Counted densely with ``bincount``:
-    ``skimage.metrics.contingency_table`` gives the same table, sparse and about 5x slower."""
+    """``(intersection, true_areas, predicted_areas, true, predicted)``: pixels shared by each true
+    (rows) and predicted object (columns) of the label images relabelled 1, 2, ... Counted densely
+    with ``bincount``: ``skimage.metrics.contingency_table`` gives the same table, sparse and
+    about 5x slower."""
     true, predicted = _sequential(true_labels), _sequential(predicted_labels)
     if true.shape != predicted.shape:
         raise ValueError(f"label images differ in shape: {true.shape} and {predicted.shape}.")
     rows, columns = true.max(initial=0) + 1, predicted.max(initial=0) + 1
     pairs = np.bincount((true * columns + predicted).ravel(), minlength=rows * columns)
     pairs = pairs.reshape(rows, columns)  # [true id, predicted id]
-    return pairs[1:, 1:], pairs[1:].sum(axis=1), pairs[:, 1:].sum(axis=0)
+    return pairs[1:, 1:], pairs[1:].sum(axis=1), pairs[:, 1:].sum(axis=0), true, predicted
 
 
 def object_iou(true_labels, predicted_labels):
-    """IoU of every true object (rows) with every predicted object (columns), float64."""
-    intersection, true_areas, predicted_areas = _object_overlaps(true_labels, predicted_labels)
+    """IoU of every true object (rows) with every predicted one (columns), float64 (lesson 08)."""
+    intersection, true_areas, predicted_areas, *_ = _object_overlaps(true_labels, predicted_labels)
     return intersection / (true_areas[:, None] + predicted_areas[None, :] - intersection)
 
 
 def match_counts(iou, threshold=0.5):
-    """``(TP, FP, FN, matched IoUs)``, pairs with IoU > ``threshold`` matching: above 0.5 a match is
-    unique, so no assignment step is needed."""
+    """``(TP, FP, FN, matched IoUs)``, pairs with IoU > ``threshold`` matching (lesson 08): above
+    0.5 a match is unique, so no assignment step is needed."""
     if threshold < 0.5:
         raise ValueError(f"threshold must be >= 0.5 for matches to be unique; got {threshold!r}.")
     matched = iou > threshold
@@ -1146,8 +972,8 @@ def match_counts(iou, threshold=0.5):
 
 
 def object_scores(true_list, predicted_list, threshold=0.5):
-    """Object scores of lists of label images: TP, FP, FN, F1, AP and PQ pooled at ``threshold``;
-    DSB (AP averaged over ``DSB_THRESHOLDS``, then images); median count error."""
+    """Object scores of lists of label images (lesson 08): TP, FP, FN, F1, AP and PQ pooled at
+    ``threshold``; DSB (AP averaged over ``DSB_THRESHOLDS``, then images); median count error."""
     tp = fp = fn = 0
     matched_iou, dsb, count_error = 0.0, [], []
     for truth, predicted in zip(true_list, predicted_list, strict=True):
@@ -1171,10 +997,10 @@ def object_scores(true_list, predicted_list, threshold=0.5):
 
 
 def object_errors(true_labels, predicted_labels, threshold=0.5):
-    """What became of each true object (``_ERROR_KINDS`` codes 1..4), which predicted objects are
-    false, and a ``map`` of those codes (5: false)."""
-    true, predicted = _sequential(true_labels), _sequential(predicted_labels)
-    intersection, true_areas, predicted_areas = _object_overlaps(true, predicted)
+    """What became of each true object (``_ERROR_KINDS`` codes 1..4) (lesson 08), which predicted
+    objects are false, and a ``map`` of those codes (5: false)."""
+    overlaps = _object_overlaps(true_labels, predicted_labels)
+    intersection, true_areas, predicted_areas, true, predicted = overlaps
     iou = intersection / (true_areas[:, None] + predicted_areas[None, :] - intersection)
     holds_half = intersection >= 0.5 * true_areas[:, None]  # true object half inside predicted
     inside = intersection >= 0.5 * predicted_areas[None, :]  # predicted object mostly inside true
@@ -1194,15 +1020,15 @@ def object_errors(true_labels, predicted_labels, threshold=0.5):
 
 
 def instances_from_mask(mask, min_size=10, min_distance=None):
-    """Objects of a binary mask: connected components, or a distance watershed (min_distance)."""
+    """Objects of a binary mask: components, or a distance watershed (min_distance) (lesson 08)."""
     if min_distance is None:
         return count_objects(mask, min_size)[0]
     return split_touching(mask, min_distance=min_distance, min_size=min_size)[0]
 
 
 def grow_seeds(interior, area, seed_threshold=0.5, threshold=0.5, min_size=10, min_distance=None):
-    """int32 objects from 3-class probabilities: interior seeds (cut by ``split_touching`` with
-    ``min_distance``) grown by a watershed over interior + boundary."""
+    """int32 objects of 3-class probabilities (lesson 08): interior seeds (cut by ``split_touching``
+    with ``min_distance``) grown by a watershed over interior + boundary."""
     from skimage.measure import label
     from skimage.segmentation import watershed
 
@@ -1223,8 +1049,8 @@ def grow_seeds(interior, area, seed_threshold=0.5, threshold=0.5, min_size=10, m
 def instances_from_probabilities(
     probabilities, threshold=0.5, seed_threshold=None, min_size=10, min_distance=None
 ):
-    """int32 (H, W) objects of (H, W, K) output: ``grow_seeds`` for 3 classes with a
-    ``seed_threshold``, else ``instances_from_mask`` of the nucleus area."""
+    """int32 (H, W) objects of (H, W, K) output (lesson 08): ``grow_seeds`` for 3 classes with
+    a ``seed_threshold``, else ``instances_from_mask`` of the nucleus area."""
     probabilities = np.asarray(probabilities)
     if probabilities.ndim == 2:
         probabilities = probabilities[..., None]
@@ -1236,12 +1062,12 @@ def instances_from_probabilities(
 
 
 def one_hot(mask, n_labels=3):
-    """A class-id mask as (H, W, n_labels) 0/1 'probabilities', for true masks."""
+    """A class-id mask as (H, W, n_labels) 0/1 'probabilities', for true masks (lesson 08)."""
     return np.eye(n_labels, dtype=np.float32)[np.asarray(mask).squeeze().astype(np.int64)]
 
 
 def otsu_mask(image, sigma=1.0):
-    """Nucleus mask with no network: normalise, smooth (Gaussian ``sigma``), Otsu's threshold."""
+    """Nucleus mask with no network: normalise, Gaussian ``sigma``, Otsu's threshold (lesson 08)."""
     from skimage.filters import gaussian, threshold_otsu
 
     gray = gaussian(normalize_image(image, channels=1)[..., 0], sigma)
@@ -1251,49 +1077,12 @@ def otsu_mask(image, sigma=1.0):
 
 
 def classical_instances(image, min_distance=6, min_size=10, sigma=1.0):
-    """Objects with no network: ``otsu_mask`` then ``instances_from_mask``."""
+    """Objects with no network: ``otsu_mask`` then ``instances_from_mask`` (lesson 08)."""
     return instances_from_mask(otsu_mask(image, sigma), min_size, min_distance).astype(np.int32)
 
 
-@keras.saving.register_keras_serializable(package="unet_helpers")
-class ObjectSettings(keras.layers.Layer):
-    """An identity layer whose config carries ``predict_instances``' settings into a .keras file."""
-
-    def __init__(self, settings=None, **kwargs):
-        super().__init__(**kwargs)
-        self.settings = dict(settings or {})
-
-    def call(self, inputs):
-        return inputs
-
-    def get_config(self):
-        return {**super().get_config(), "settings": self.settings}
-
-
-def with_object_settings(model, **settings):
-    """The model ending in an ``ObjectSettings`` layer holding ``settings`` (numbers, strings)."""
-    if isinstance(model.layers[-1], ObjectSettings):
-        model = keras.Model(model.inputs, model.layers[-1].input, name=model.name)
-    plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in settings.items()}
-    outputs = ObjectSettings(plain, name="object_settings")(model.outputs[0])
-    return keras.Model(model.inputs, outputs, name=model.name)
-
-
-def object_settings(model):
-    """``predict_instances``' settings: the defaults for the model's head, then those it stores."""
-    defaults = {
-        "threshold": 0.5,  # nucleus probability (binary: the sigmoid; 3-class: 1 - background)
-        "seed_threshold": 0.5 if model.output_shape[-1] >= 3 else None,  # interior seeds
-        "min_size": 10,  # pixels; smaller objects are dropped
-        "min_distance": None,  # None, or cut objects (seeds) at necks: a distance watershed
-        "overlap": 0.5,  # of the prediction tiles (predict_tiled)
-    }
-    stored = [layer.settings for layer in model.layers if isinstance(layer, ObjectSettings)]
-    return {**defaults, **(stored[-1] if stored else {})}
-
-
 def predict_instances(model, image, **settings):
-    """int32 (H, W) objects of an image file's array: ``predict_tiled``, then
+    """int32 (H, W) objects of an image file's array (lesson 08): ``predict_tiled``, then
     ``instances_from_probabilities`` with ``object_settings(model)`` updated by ``settings``."""
     settings = {**object_settings(model), **settings}
     probabilities = predict_tiled(model, image, overlap=settings.pop("overlap"))
@@ -1301,7 +1090,7 @@ def predict_instances(model, image, **settings):
 
 
 def load_labels(directory, stems, masks):
-    """True objects per stem: ``labels/<stem>.*``, or without labels/, the regions of ``masks``."""
+    """True objects per stem: ``labels/<stem>.*``, or without labels/, of ``masks`` (lesson 08)."""
     folder = Path(directory) / "labels"
     if not folder.is_dir():
         return [count_objects(mask)[0].astype(np.int32) for mask in masks]
@@ -1318,43 +1107,3 @@ def load_labels(directory, stems, masks):
                 f"labels/{files[stem].name} is {label.shape}, its mask {mask.shape[:2]}."
             )
     return labels
-
-
-def save_labels(path, labels):
-    """Write instance labels as a 16-bit PNG or TIFF (by suffix); Fiji, napari, QuPath open it."""
-    labels = np.asarray(labels)
-    if labels.min(initial=0) < 0 or labels.max(initial=0) > 65535:
-        raise ValueError("16-bit label images hold ids 0..65535.")
-    Image.fromarray(labels.astype(np.uint16)).save(path)
-
-
-#: Column names of ``save_object_table`` (``regionprops_table`` names -> CSV names).
-_OBJECT_COLUMNS = {
-    "label": "id",
-    "area": "area",
-    "centroid-0": "centroid_row",
-    "centroid-1": "centroid_col",
-    "intensity_mean": "mean_intensity",
-}
-
-
-def save_object_table(path, labels, image):
-    """CSV of id, area, centroid and mean intensity per object; returns the column names."""
-    import csv
-
-    from skimage.measure import regionprops_table
-
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[-1] == 1:
-        image = image[..., 0]
-    properties = ("label", "area", "centroid", "intensity_mean")
-    table = regionprops_table(np.asarray(labels), image, properties=properties)
-    columns = [
-        _OBJECT_COLUMNS.get(name, name.replace("intensity_mean-", "mean_intensity_"))
-        for name in table
-    ]
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(columns)
-        writer.writerows(zip(*(np.round(values, 3) for values in table.values()), strict=True))
-    return columns

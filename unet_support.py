@@ -1,8 +1,9 @@
 """Plumbing for unet_helpers that the lessons need not read, kept apart so that unet_helpers.py
 reads as the lessons teach: the checks and readers of a data set folder, the synthetic-data
-renderer, and fixes for Keras 3.15.1 on the PyTorch backend. unet_helpers imports what the lessons
-call from here; this module never imports unet_helpers.
-"""
+renderer, fixes for Keras 3.15.1 on the PyTorch backend, class colours and the training-history
+and confusion-matrix figures, writers of label images and object tables. unet_helpers imports
+what the lessons call from here (tagged with the lesson, as there); this module never imports
+unet_helpers."""
 
 from pathlib import Path
 
@@ -18,28 +19,23 @@ _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
 _LAYOUT_HELP = (
     "expected layout: <directory>/images/<stem>.png and <directory>/masks/<stem>.png (or "
-    "masks/<stem>_mask.png), same stem for an image and its mask (see data/README.md)"
+    "masks/<stem>_mask.png), same stem for an image and its mask: see data/README.md, or make a "
+    "synthetic set with make_synthetic_dataset"
 )
-_N_CLASSES_HINT = "use 1 for binary (foreground/background) masks, K >= 2 for K classes"
+#: The fix that the error of each whole-number setting names.
+_HINTS = {
+    "n_classes": "use 1 for binary (foreground/background) masks, K >= 2 for K classes",
+    "depth": "use the number of pooling steps, typically 3 or 4",
+    "base_filters": "16 on a CPU, 64 in the original U-Net",
+    "channels": "the number of channels ends input_shape, 1 grayscale or 3 RGB",
+}
 
 
-def check_whole_number(name, value, hint=""):
-    """Raise a ValueError naming ``name`` unless ``value`` is an int >= 1 (``True`` is refused)."""
+def check_whole_number(name, value):
+    """Raise a ValueError naming ``name`` and its fix unless ``value`` is an int >= 1, not bool."""
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(
-            f"{name} must be a whole number >= 1; got {value!r}" + (hint and f": {hint}") + "."
-        )
-
-
-def check_n_classes(n_classes):
-    """Raise a ValueError unless ``n_classes`` (output channels) is a whole number >= 1."""
-    check_whole_number("n_classes", n_classes, _N_CLASSES_HINT)
-
-
-def check_channels(channels):
-    """Raise a ValueError unless ``channels`` is 1 (grayscale) or 3 (RGB)."""
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB); got {channels!r}.")
+        hint = f": {_HINTS[name]}" if name in _HINTS else ""
+        raise ValueError(f"{name} must be a whole number >= 1; got {value!r}{hint}.")
 
 
 def short_list(names, cap=20):
@@ -82,7 +78,7 @@ def _picture_array(picture):
 
 
 def read_image(path):
-    """An image file as an array at its own size, (H, W) or (H, W, 3), values as stored."""
+    """An image file as an array at its own size, (H, W) or (H, W, 3), as stored (lesson 07)."""
     picture = _open_picture(path)
     if picture is None:
         raise ValueError(
@@ -108,14 +104,14 @@ def map_mask_values(mask, values):
     mask, values = np.asarray(mask), [int(value) for value in values]
     if len(set(values)) != len(values) or not 1 <= len(values) <= 256:
         raise ValueError(f"mask_values={values}: give 1 to 256 different values, one per class.")
-    ids, known = np.zeros(mask.shape, np.uint8), np.zeros(mask.shape, bool)
+    ids = np.zeros(mask.shape, np.uint8)
     for class_id, value in enumerate(values):
         ids[mask == value] = class_id
-        known |= mask == value
-    if not known.all():
+    unknown = ~np.isin(mask, values)
+    if unknown.any():
         raise ValueError(
-            f"mask values {_values_text(np.unique(mask[~known]))} are not in mask_values={values}: "
-            f"list the value of every class, class 0 (the background) first."
+            f"mask values {_values_text(np.unique(mask[unknown]))} are not in mask_values="
+            f"{values}: list the value of every class, class 0 (the background) first."
         )
     return ids
 
@@ -130,30 +126,22 @@ def _mask_value_error(n_classes, found, bad_values, mixed_files, mask_values=Non
         f"background's value first), or renumber the masks."
     )
     if mask_values is not None:
-        allowed = f"mask_values={mask_values}"
-        fix = "List the value of every class in mask_values, class 0 first, or fix those masks."
+        allowed, fix = f"mask_values={mask_values}", "List every class's value, class 0 first."
     elif n_classes == 1:
         allowed = "binary masks hold only 0 and 1, or only 0 and 255"
         fix = (
-            "Threshold in-between values (antialiased edges, JPEG) and save as PNG, for example "
-            "Image.fromarray(((mask > 127) * 255).astype(np.uint8)); for K classes pass "
-            "n_classes=K."
+            "Threshold in-between values (antialiased edges, JPEG) and save as PNG; for K "
+            "classes pass n_classes=K."
         )
-        if len(found) == 2 and not mixed_files:
-            fix = grey_levels
+        fix = grey_levels if len(found) == 2 and not mixed_files else fix
     else:
         allowed = f"allowed 0..{n_classes - 1}"
-        fix = (
-            f"Pass n_classes={max(found) + 1} if there are that many classes, or renumber the "
-            f"masks to class ids 0..{n_classes - 1}."
-        )
-        if len(found) == n_classes:
-            fix = grey_levels
+        fix = f"Pass n_classes={max(found) + 1} if there are that many classes, or renumber them."
+        fix = grey_levels if len(found) == n_classes else fix
         if set(found) <= {0, 255}:
             fix = "These look like 0/255 binary masks: pass n_classes=1. " + fix
     parts = [f"value {value} in {short_list(bad_values[value], 5)}" for value in sorted(bad_values)]
-    if mixed_files:
-        parts.append(f"both 1 and 255 in {short_list(mixed_files, 5)}")
+    parts += [f"both 1 and 255 in {short_list(mixed_files, 5)}"] if mixed_files else []
     return ValueError(
         f"mask values {_values_text(found)} do not fit n_classes={n_classes} ({allowed}): "
         f"{short_list(parts, 8)}. {fix}"
@@ -164,37 +152,25 @@ def _folder_files(directory, folder, extensions):
     """``{stem: path}`` of ``directory/folder``; files that do not belong there are refused."""
     path = directory / folder
     if not path.is_dir():
-        raise FileNotFoundError(
-            f"{path.as_posix()} is missing: {_LAYOUT_HELP}. Create the {folder}/ folder, or "
-            f"generate a synthetic set with make_synthetic_dataset."
-        )
+        raise FileNotFoundError(f"{path.as_posix()} is missing: {_LAYOUT_HELP}.")
     files, strangers, lossy, duplicates = {}, [], [], []
     for entry in sorted(visible(path)):
-        suffix = entry.suffix.lower()
+        name, suffix = f"{folder}/{entry.name}", entry.suffix.lower()
         if folder == "masks" and suffix in (".jpg", ".jpeg"):
-            lossy.append(f"{folder}/{entry.name}")
+            lossy.append(name)
         elif not entry.is_file() or suffix not in extensions:
-            strangers.append(f"{folder}/{entry.name}")
+            strangers.append(name)
         elif entry.stem in files:
-            duplicates.append(f"{folder}/{files[entry.stem].name} and {folder}/{entry.name}")
+            duplicates.append(f"{folder}/{files[entry.stem].name} and {name}")
         else:
             files[entry.stem] = entry
-    if lossy:
-        raise ValueError(
-            f"JPEG masks found: {short_list(lossy)}. Masks must be lossless (PNG): JPEG "
-            f"compression changes pixel values, so class ids get blurred into ids that do not "
-            f"exist. Re-export the masks as PNG from their original source."
-        )
-    if strangers:
-        raise ValueError(
-            f"not an image file in {folder}/: {short_list(strangers)}. Move it out of the data set "
-            f"folder; {folder}/ may only hold {', '.join(extensions)} files."
-        )
-    if duplicates:
-        raise ValueError(
-            f"two files share a stem: {short_list(duplicates)}. Each image needs exactly one mask "
-            f"with the same stem: remove or rename one of them."
-        )
+    for found, message in (
+        (lossy, "JPEG masks found: {}. Masks must be lossless: re-export them as PNG"),
+        (strangers, f"not an image file in {folder}/: {{}}. Move it out of the data set folder"),
+        (duplicates, "two files share a stem: {}. Remove or rename one of them"),
+    ):
+        if found:
+            raise ValueError(message.format(short_list(found)) + ".")
     return files
 
 
@@ -204,8 +180,7 @@ def _paired_files(directory):
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(
-            f"data set folder {directory.as_posix()} not found: {_LAYOUT_HELP}. Check the path, or "
-            f"generate a synthetic set with make_synthetic_dataset or ensure_dataset."
+            f"data set folder {directory.as_posix()} not found: {_LAYOUT_HELP}."
         )
     image_files = _folder_files(directory, "images", _IMAGE_EXTENSIONS)
     mask_files = _folder_files(directory, "masks", _MASK_EXTENSIONS)
@@ -220,10 +195,7 @@ def _paired_files(directory):
             )
         mask_files[stem] = mask_files.pop(mask_stem)
     if not image_files:
-        raise ValueError(
-            f"no images in {directory.as_posix()}/images: {_LAYOUT_HELP}. Put the images there, "
-            f"or generate a synthetic set with make_synthetic_dataset."
-        )
+        raise ValueError(f"no images in {directory.as_posix()}/images: {_LAYOUT_HELP}.")
     problems = []
     for folder, files, others, what in (
         ("images", image_files, mask_files, "image(s) without a mask"),
@@ -242,14 +214,26 @@ def _paired_files(directory):
 
 
 def image_files(directory):
-    """``{stem: path}`` of the image files ``load_images`` reads, to open them raw (any format)."""
+    """``{stem: path}`` of the images ``load_images`` reads, to open them raw (lesson 07)."""
     return _paired_files(directory)[0]
+
+
+def _class_ids(ids, n_classes, mask_values):
+    """``(class ids, wrong values, both 1 and 255)`` of one mask's stored values."""
+    values = set(np.unique(ids).tolist())
+    if mask_values is not None:
+        wrong = values - set(mask_values)
+        return (ids if wrong else map_mask_values(ids, mask_values)), wrong, False
+    if n_classes > 1:
+        return ids, {value for value in values if not 0 <= value < n_classes}, False
+    mixed = {1, 255} <= values
+    return (ids // 255 if 255 in values and not mixed else ids), values - {0, 1, 255}, mixed
 
 
 def read_pairs(directory, n_classes=1, mask_values=None):
     """``(images as stored, uint8 (H, W, 1) class ids, sorted stems)`` of a checked folder:
     every problem in it raises one error that names the files and the fix."""
-    check_n_classes(n_classes)
+    check_whole_number("n_classes", n_classes)
     labels = 2 if n_classes == 1 else n_classes
     if n_classes > 256:
         raise ValueError(f"n_classes must be at most 256 (masks hold uint8); got {n_classes}.")
@@ -257,78 +241,91 @@ def read_pairs(directory, n_classes=1, mask_values=None):
         mask_values = [int(value) for value in mask_values]
         if len(mask_values) != labels or len(set(mask_values)) < len(mask_values):
             raise ValueError(
-                f"mask_values={mask_values} must list {labels} different values "
-                f"for n_classes={n_classes}: the value of each class in the mask files, class 0 "
-                f"first."
+                f"mask_values={mask_values} must list {labels} different values for "
+                f"n_classes={n_classes}: each class's value in the mask files, class 0 first."
             )
     image_files, mask_files = _paired_files(directory)
     stems = sorted(image_files)
-    images, masks = [], []
-    corrupt, colour_masks, size_mismatches, mixed_files = [], [], [], []
+    images, masks, corrupt, colour_masks, sizes, mixed_files = [], [], [], [], [], []
     found, bad_values = set(), {}
     for stem in stems:
-        image_name, mask_name = f"images/{image_files[stem].name}", f"masks/{mask_files[stem].name}"
-        image_picture, mask_picture = (
-            _open_picture(image_files[stem]),
-            _open_picture(mask_files[stem]),
-        )
-        corrupt += [
-            name for name, p in ((image_name, image_picture), (mask_name, mask_picture)) if not p
-        ]
-        if image_picture is None or mask_picture is None:
+        names = f"images/{image_files[stem].name}", f"masks/{mask_files[stem].name}"
+        pictures = _open_picture(image_files[stem]), _open_picture(mask_files[stem])
+        corrupt += [name for name, picture in zip(names, pictures, strict=True) if picture is None]
+        if None in pictures:
             continue
-        if image_picture.size != mask_picture.size:
-            (iw, ih), (mw, mh) = image_picture.size, mask_picture.size
-            size_mismatches.append(f"'{stem}' ({image_name} {iw}x{ih}, {mask_name} {mw}x{mh})")
+        if pictures[0].size != pictures[1].size:
+            (iw, ih), (mw, mh) = pictures[0].size, pictures[1].size
+            sizes.append(f"'{stem}' ({names[0]} {iw}x{ih}, {names[1]} {mw}x{mh})")
             continue
-        ids = _mask_ids(mask_picture)
+        ids = _mask_ids(pictures[1])
         if ids is None:
-            colour_masks.append(mask_name)
+            colour_masks.append(names[1])
             continue
-        values = set(np.unique(ids).tolist())
-        found |= values
-        if mask_values is not None:
-            wrong = values - set(mask_values)
-            ids = ids if wrong else map_mask_values(ids, mask_values)
-        elif n_classes == 1:
-            wrong = values - {0, 1, 255}
-            if {1, 255} <= values:
-                mixed_files.append(mask_name)
-            elif 255 in values:
-                ids = ids // 255
-        else:
-            wrong = {value for value in values if not 0 <= value < n_classes}
+        found |= set(np.unique(ids).tolist())
+        ids, wrong, mixed = _class_ids(ids, n_classes, mask_values)
+        mixed_files += [names[1]] if mixed else []
         for value in wrong:
-            bad_values.setdefault(value, []).append(mask_name)
-        if wrong or mixed_files:
-            continue
-        masks.append(ids.astype(np.uint8)[..., None])
-        images.append(_picture_array(image_picture))
+            bad_values.setdefault(value, []).append(names[1])
+        if not (wrong or mixed_files):
+            masks.append(ids.astype(np.uint8)[..., None])
+            images.append(_picture_array(pictures[0]))
     if corrupt:
         raise ValueError(
             f"cannot read {short_list(corrupt)}: the file is corrupt, truncated or not really an "
             f"image. Re-export it, or move the image and its mask out of the folder."
         )
-    if size_mismatches:
+    if sizes:
         raise ValueError(
-            f"image and mask sizes differ (width x height) for {short_list(size_mismatches, 10)}. "
-            f"A mask must have exactly its image's size: re-export the mask at the image's size."
+            f"image and mask sizes differ (width x height) for {short_list(sizes, 10)}: "
+            f"re-export each mask at its image's size."
         )
     if colour_masks:
         raise ValueError(
             f"colour mask(s) {short_list(colour_masks)}: a mask must be ONE channel of class ids "
-            f"(0 background, 1, 2, ...), not an RGB picture. Convert a colour mask by mapping each "
-            f"colour to an id, for example ids = np.zeros(rgb.shape[:2], np.uint8); "
-            f"ids[(rgb == (255, 0, 0)).all(axis=-1)] = 1; then save Image.fromarray(ids) as PNG."
+            f"(0 background, 1, 2, ...), not an RGB picture: map each colour to an id."
         )
     if bad_values or mixed_files:
         raise _mask_value_error(n_classes, found, bad_values, mixed_files, mask_values)
     return images, masks, stems
 
 
+def check_label_masks(y_true, y_pred, n_labels=None):
+    """Both masks as NumPy arrays of class ids (in 0..n_labels-1) with one shape, or a ValueError
+    naming the fix."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    probabilities = (
+        "threshold (1 channel) or argmax (K channels) first: uh.predicted_classes(y_pred)"
+    )
+    if y_true.shape != y_pred.shape:
+        hint = "compare masks of the same images, with the same (N, H, W, 1) layout"
+        if y_pred.shape[:-1] == y_true.shape[:-1] and y_pred.ndim and y_pred.shape[-1] > 1:
+            hint = f"y_pred has {y_pred.shape[-1]} channels, probabilities? {probabilities}"
+        raise ValueError(
+            f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape: {hint}."
+        )
+    for name, mask in (("y_true", y_true), ("y_pred", y_pred)):
+        if mask.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must hold integer class ids; got dtype {mask.dtype}.")
+        if mask.dtype.kind == "f" and not np.all(np.isfinite(mask) & (mask == np.round(mask))):
+            fix = probabilities if name == "y_pred" else "masks must hold class ids 0, 1, ..."
+            raise ValueError(
+                f"{name} holds non-integer values (for example "
+                f"{mask[mask != np.round(mask)][0]:.3g}), which look like probabilities: {fix}."
+            )
+        if n_labels is not None and mask.size and (mask.min() < 0 or mask.max() >= n_labels):
+            bad = mask.min() if mask.min() < 0 else mask.max()
+            hint = "binary masks have n_labels = uh.mask_classes(1) = 2, 0/255 ones need / 255"
+            raise ValueError(
+                f"{name} holds label {bad:g}, outside 0..{n_labels - 1} for n_labels={n_labels}: "
+                f"{hint}."
+            )
+    return y_true, y_pred
+
+
 # --- The synthetic data set -----------------------------------------------------------------------
 
-#: Synthetic classes: 0 background, then one name per object class.
+#: Synthetic classes: 0 background, then one name per object class (lesson 05).
 SYNTHETIC_CLASS_NAMES = {
     "binary": ["background", "object"],
     "multiclass": ["background", "ellipse", "rectangle", "triangle"],
@@ -409,7 +406,7 @@ def _synthetic_objects(task, rng, size, n_classes=4):
 
 
 def synthetic_pair(task="binary", image_size=128, rng=None, n_classes=4):
-    """One synthetic ``(image uint8 (H, W, 3), mask uint8 (H, W) of class ids)`` pair;
+    """One synthetic ``(image uint8 (H, W, 3), mask uint8 (H, W) of class ids)`` pair (lesson 04);
     ``n_classes`` (multiclass, 2 to 4) keeps the first ``n_classes - 1`` object classes."""
     rng = np.random.default_rng(rng)
     size = image_size
@@ -464,7 +461,7 @@ def _write_synthetic(directory, task, indices, image_size=128, seed=0, n_classes
 def make_synthetic_dataset(
     directory, task="binary", n_images=400, image_size=128, seed=0, overwrite=False, n_classes=4
 ):
-    """Write a seeded synthetic set (``images/``, ``masks/`` PNGs; binary masks 0/255); return it.
+    """Write a seeded synthetic set of PNGs (binary masks 0/255); return it (lesson 04).
     Multiclass: ellipses 1, rectangles 2, small rare triangles 3; ``n_classes`` 2-4 keeps some."""
     if task not in SYNTHETIC_CLASS_NAMES:
         raise ValueError(f"task must be 'binary' or 'multiclass'; got {task!r}.")
@@ -475,31 +472,17 @@ def make_synthetic_dataset(
             f"triangle); got n_classes={n_classes!r}."
         )
     directory = Path(directory)
-    if directory.exists() and any(  # any visible file at any depth
-        path.is_file()
-        and not any(part.startswith(".") for part in path.relative_to(directory).parts)
-        for path in directory.rglob("*")
-    ):
+    files = [path.relative_to(directory).parts for path in directory.rglob("*") if path.is_file()]
+    if any(not any(part.startswith(".") for part in parts) for parts in files):  # visible files
         if not overwrite:
             raise FileExistsError(
                 f"{directory.as_posix()} is not empty: pass overwrite=True to replace its "
                 f"images/ and masks/ PNG files, or choose another directory."
             )
-        for folder in ("images", "masks"):
-            for path in (directory / folder).glob("*.png"):
-                path.unlink()
+        for path in (*directory.glob("images/*.png"), *directory.glob("masks/*.png")):
+            path.unlink()
     _write_synthetic(directory, task, range(n_images), image_size, seed, n_classes)
     return directory
-
-
-def _stems(directory):
-    """``(stems with an image and a mask, stems with an image)``: files only, no checks."""
-    stems = {}
-    for folder in ("images", "masks"):
-        path = Path(directory) / folder
-        stems[folder] = {p.stem for p in visible(path) if p.is_file()} if path.is_dir() else set()
-    masks = stems["masks"] | {stem.removesuffix("_mask") for stem in stems["masks"]}
-    return stems["images"] & masks, stems["images"]
 
 
 def _is_synthetic(directory, index, task, image_size=128, seed=0, n_classes=4):
@@ -510,19 +493,17 @@ def _is_synthetic(directory, index, task, image_size=128, seed=0, n_classes=4):
 
 
 def ensure_dataset(directory, task="binary", n_images=400, **generator_kwargs):
-    """Generate the synthetic set in ``directory`` unless it holds images; return it. A folder of
-    only its first k < ``n_images`` images (the last checked pixel for pixel) gets the rest."""
-    directory = Path(directory)
-    pairs, images = _stems(directory)
-    if not images:
+    """Generate the synthetic set in ``directory`` unless it holds images; return it (lesson 04).
+    A folder of its first k < ``n_images`` images (the last checked pixel for pixel) gets more."""
+    directory, images = Path(directory), Path(directory) / "images"
+    if not images.is_dir() or not any(path.is_file() for path in visible(images)):
         make_synthetic_dataset(directory, task=task, n_images=n_images, **generator_kwargs)
-        pairs, _ = _stems(directory)
-        print(f"Generated {len(pairs)} synthetic {task} image/mask pairs in {directory.as_posix()}")
+        print(f"Generated {n_images} synthetic {task} image/mask pairs in {directory.as_posix()}")
         return directory
-    found = f"Found {len(pairs)} image/mask pairs in {directory.as_posix()}"
-    k = len(images)
+    stems = set(_paired_files(directory)[0])  # the loaders' checks and pairing rule
+    found, k = f"Found {len(stems)} image/mask pairs in {directory.as_posix()}", len(stems)
     if (
-        pairs == images == {_synthetic_stem(index) for index in range(k)}
+        stems == {_synthetic_stem(index) for index in range(k)}
         and k < n_images
         and _is_synthetic(directory, k - 1, task, **generator_kwargs)
     ):
@@ -550,7 +531,7 @@ def sparse_categorical_crossentropy(y_true, y_pred):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
-    """The Keras loss through ``sparse_categorical_crossentropy``; ``sample_weight`` per pixel."""
+    """Keras' loss through ``sparse_categorical_crossentropy``, weights per pixel (lesson 03)."""
 
     # Keras 3.15.1 on PyTorch fix (pytorch/pytorch#175084): delete with the function above.
     def call(self, y_true, y_pred):
@@ -588,7 +569,7 @@ def _count_confusion(metric, y_true, y_pred, sample_weight=None):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class BinaryIoU(keras.metrics.BinaryIoU):
-    """``keras.metrics.BinaryIoU`` counted by ``_count_confusion``: fast on PyTorch too."""
+    """``keras.metrics.BinaryIoU`` counted by ``_count_confusion``, fast on PyTorch (lesson 03)."""
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = keras.ops.cast(keras.ops.convert_to_tensor(y_pred) >= self.threshold, self.dtype)
@@ -597,7 +578,7 @@ class BinaryIoU(keras.metrics.BinaryIoU):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class MeanIoU(keras.metrics.MeanIoU):
-    """``keras.metrics.MeanIoU`` counted by ``_count_confusion``: fast on PyTorch too."""
+    """``keras.metrics.MeanIoU`` counted by ``_count_confusion``, fast on PyTorch (lesson 03)."""
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         if not self.sparse_y_true:
@@ -609,7 +590,7 @@ class MeanIoU(keras.metrics.MeanIoU):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class RandomRotation(layers.RandomRotation):
-    """``keras.layers.RandomRotation`` that turns the mask as it turned the image: on PyTorch,
+    """``keras.layers.RandomRotation`` turning the mask as the image (lesson 07): on PyTorch,
     ``affine_transform`` swaps entries of the shared matrix in place, so each gets a copy."""
 
     # Keras 3.15.1 on PyTorch fix (no upstream issue named): delete once masks turn right there.
@@ -627,3 +608,201 @@ def _own_matrix(transformation):
     if transformation is None:
         return None
     return dict(transformation, rotation_matrix=keras.ops.copy(transformation["rotation_matrix"]))
+
+
+# --- Figures: class colours, training history, confusion matrix -----------------------------------
+
+
+#: Class colours: background black, then distinct colours (binary foreground is white).
+_PALETTE = np.array(
+    [
+        (0.0, 0.0, 0.0),
+        (0.90, 0.30, 0.20),
+        (0.25, 0.75, 0.30),
+        (0.20, 0.50, 0.95),
+        (0.95, 0.80, 0.15),
+        (0.70, 0.30, 0.85),
+        (0.15, 0.80, 0.80),
+        (0.95, 0.55, 0.70),
+        (0.60, 0.45, 0.25),
+        (0.60, 0.60, 0.60),
+    ]
+)
+#: Colour of the binary foreground in overlays (white would vanish on bright images).
+_BINARY_OVERLAY_COLOUR = np.array((1.0, 0.85, 0.0))
+
+
+def palette(n_classes):
+    """(max(n_classes, 2), 3) colours: white foreground for binary, _PALETTE (cycled) otherwise."""
+    if n_classes == 1:
+        return np.array([(0.0, 0.0, 0.0), (1.0, 1.0, 1.0)])
+    return np.array([_PALETTE[0]] + [_PALETTE[1 + i % 9] for i in range(n_classes - 1)])
+
+
+def colorize_mask(mask, n_classes):
+    """RGB float (H, W, 3) of a class-id mask, a fixed colour per class (lesson 04); ``label2rgb``
+    colours the labels present in order, so a missing class would shift its colours."""
+    mask = np.asarray(mask)
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    colours = palette(n_classes)
+    return colours[np.clip(mask.astype(np.int64), 0, len(colours) - 1)]
+
+
+def overlay(image, mask, n_classes, alpha=0.45):
+    """The image with the mask's classes painted on it, half transparent."""
+    image = np.asarray(image, dtype=np.float32)
+    rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
+    colours = colorize_mask(mask, n_classes)
+    if n_classes == 1:
+        colours = np.where(colours > 0, _BINARY_OVERLAY_COLOUR, 0.0)
+    painted = (mask > 0)[..., None]
+    return np.clip(np.where(painted, (1 - alpha) * rgb + alpha * colours, rgb), 0.0, 1.0)
+
+
+def plot_history(history, metrics=None):
+    """A panel per metric, training and validation per epoch, of a ``model.fit`` history
+    (lesson 04)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    values = getattr(history, "history", history)
+    if metrics is None:
+        metrics = [name for name in values if not name.startswith("val_")]
+    missing = [name for name in metrics if name not in values]
+    if missing:
+        raise ValueError(f"no {missing} in the history; it has {sorted(values)}.")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3), squeeze=False)
+    for ax, name in zip(axes[0], metrics, strict=True):
+        epochs = np.arange(1, len(values[name]) + 1)
+        ax.plot(epochs, values[name], "o-", label="training")
+        if f"val_{name}" in values:
+            ax.plot(epochs, values[f"val_{name}"], "o-", label="validation")
+        ax.set(title=name, xlabel="epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(matrix, class_names=None, normalize=True):
+    """Confusion matrix figure (scikit-learn's display) (lesson 05): row percentages, or counts
+    with ``normalize=False``; a class with no true pixels shows n/a."""
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"matrix must be square (classes, classes); got shape {matrix.shape}.")
+    size = len(matrix)
+    if class_names is not None and len(class_names) != size:
+        raise ValueError(f"got {len(class_names)} class_names for a {size}x{size} matrix.")
+    with np.errstate(invalid="ignore"):  # a class with no true pixels: 0 / 0, n/a
+        shown = 100 * (matrix / matrix.sum(axis=1, keepdims=True)) if normalize else matrix
+    fig, ax = plt.subplots(figsize=(1.5 + 1.0 * size, 1.2 + 0.9 * size))
+    display = ConfusionMatrixDisplay(shown, display_labels=class_names)
+    top = 100 if normalize else max(float(matrix.max()), 1.0)
+    display.plot(
+        ax=ax, cmap="Blues", colorbar=False, values_format=".1f" if normalize else "d",
+        im_kw={"vmin": 0, "vmax": top},
+    )  # fmt: skip
+    for text in display.text_.ravel():
+        label = text.get_text()
+        text.set_text("n/a" if label == "nan" else label + ("%" if normalize else ""))
+        text.set_fontsize(8)
+    title = "% of each true class" if normalize else "pixel counts"
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
+    fig.tight_layout()
+    return fig
+
+
+# --- Files and measurements: label images, object tables, settings in a .keras file, memory ------
+
+
+def save_labels(path, labels):
+    """Instance labels as a 16-bit PNG or TIFF (by suffix) for Fiji, napari, QuPath (lesson 08)."""
+    labels = np.asarray(labels)
+    if labels.min(initial=0) < 0 or labels.max(initial=0) > 65535:
+        raise ValueError("16-bit label images hold ids 0..65535.")
+    Image.fromarray(labels.astype(np.uint16)).save(path)
+
+
+#: Column names of ``save_object_table`` (``regionprops_table`` names -> CSV names).
+_OBJECT_COLUMNS = {
+    "label": "id",
+    "area": "area",
+    "centroid-0": "centroid_row",
+    "centroid-1": "centroid_col",
+    "intensity_mean": "mean_intensity",
+}
+
+
+def save_object_table(path, labels, image):
+    """CSV of id, area, centroid, mean intensity per object; returns its columns (lesson 08)."""
+    import csv
+
+    from skimage.measure import regionprops_table
+
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    properties = ("label", "area", "centroid", "intensity_mean")
+    table = regionprops_table(np.asarray(labels), image, properties=properties)
+    columns = [
+        _OBJECT_COLUMNS.get(name, name.replace("intensity_mean-", "mean_intensity_"))
+        for name in table
+    ]
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(columns)
+        writer.writerows(zip(*(np.round(values, 3) for values in table.values()), strict=True))
+    return columns
+
+
+@keras.saving.register_keras_serializable(package="unet_helpers")
+class ObjectSettings(keras.layers.Layer):
+    """Identity layer whose config carries ``predict_instances``' settings to a file (lesson 08)."""
+
+    def __init__(self, settings=None, **kwargs):
+        super().__init__(**kwargs)
+        self.settings = dict(settings or {})
+
+    def call(self, inputs):
+        return inputs
+
+    def get_config(self):
+        return {**super().get_config(), "settings": self.settings}
+
+
+def with_object_settings(model, **settings):
+    """The model ending in an ``ObjectSettings`` layer that holds ``settings`` (lesson 08)."""
+    if isinstance(model.layers[-1], ObjectSettings):
+        model = keras.Model(model.inputs, model.layers[-1].input, name=model.name)
+    plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in settings.items()}
+    outputs = ObjectSettings(plain, name="object_settings")(model.outputs[0])
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
+def object_settings(model):
+    """``predict_instances``' settings: the head's defaults, then the model's own (lesson 08)."""
+    defaults = {
+        "threshold": 0.5,  # nucleus probability (binary: the sigmoid; 3-class: 1 - background)
+        "seed_threshold": 0.5 if model.output_shape[-1] >= 3 else None,  # interior seeds
+        "min_size": 10,  # pixels; smaller objects are dropped
+        "min_distance": None,  # None, or cut objects (seeds) at necks: a distance watershed
+        "overlap": 0.5,  # of the prediction tiles (predict_tiled)
+    }
+    stored = [layer.settings for layer in model.layers if isinstance(layer, ObjectSettings)]
+    return {**defaults, **(stored[-1] if stored else {})}
+
+
+def peak_memory_bytes():
+    """Peak resident memory of this process in bytes; None where it cannot be read (lesson 04)."""
+    import sys
+
+    if sys.platform == "win32":
+        return None
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux, bytes on macOS
+    return peak if sys.platform == "darwin" else peak * 1024

@@ -1,6 +1,8 @@
 """ruff is clean on the helpers, the tests and the lessons (it reads .ipynb directly), and the
-contents list of unet_helpers' docstring is complete."""
+contents list of unet_helpers' docstring is complete and agrees with each definition's tag."""
 
+import ast
+import inspect
 import re
 import subprocess
 import sys
@@ -41,16 +43,42 @@ def contents_list():
     return listed
 
 
-def test_contents_list_names_every_public_name_once_under_a_lesson_that_shows_it():
-    # What unet_helpers takes from unet_support is public in unet_helpers too: lessons call it.
-    public = {
+def public_names():
+    """uh's public names; what it takes from unet_support is public too: lessons call it."""
+    return {
         name
         for name, value in vars(uh).items()
         if not name.startswith("_")
         and getattr(value, "__module__", uh.__name__) in (uh.__name__, unet_support.__name__)
         and (callable(value) or name.isupper())
     }
-    listed = contents_list()
+
+
+def definition_tags():
+    """{name: lesson} of the "(lesson NN)" tag of each top-level definition of both modules: the
+    first in its docstring, or in the ``#:`` comment above a constant (d2l's "Defined in")."""
+    tags = {}
+    for module in (uh, unet_support):
+        source = inspect.getsource(module)
+        lines = source.split("\n")
+        for node in ast.parse(source).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names, text = [node.name], ast.get_docstring(node) or ""
+            elif isinstance(node, ast.Assign):
+                names = [target.id for target in node.targets if isinstance(target, ast.Name)]
+                above = node.lineno - 2
+                while above >= 0 and lines[above].startswith("#:"):
+                    above -= 1
+                text = " ".join(lines[above + 1 : node.lineno - 1])
+            else:
+                continue
+            tag = re.search(r"\(lesson (\d\d)\b", text)
+            tags.update({name: tag and tag.group(1) for name in names})
+    return tags
+
+
+def test_contents_list_names_every_public_name_once_under_a_lesson_that_shows_it():
+    public, listed = public_names(), contents_list()
     assert sorted(public - set(listed)) == [], "add these to the contents list"
     assert sorted(set(listed) - public) == [], "the contents list names what the module lacks"
     lessons = {path.name[:2]: path.read_text() for path in LESSONS}
@@ -60,3 +88,13 @@ def test_contents_list_names_every_public_name_once_under_a_lesson_that_shows_it
         if not supporting and not re.search(rf"\b{name}\b", lessons[lesson])
     ]
     assert missing == [], "listed under a lesson that never names them"
+
+
+def test_each_public_definition_is_tagged_with_the_lesson_the_contents_list_files_it_under():
+    tags, listed = definition_tags(), contents_list()
+    untagged = sorted(name for name in public_names() if not tags.get(name))
+    assert untagged == [], "end the first docstring line (or #: comment) with (lesson NN)"
+    disagree = {name: (tags[name], lesson) for name, (lesson, _) in listed.items()}
+    assert {name: pair for name, pair in disagree.items() if len(set(pair)) > 1} == {}
+    lessons = {path.name[:2] for path in LESSONS}
+    assert {tags[name] for name in public_names()} <= lessons, "a tag names no lesson"
