@@ -25,14 +25,14 @@ before it (tests/test_lint.py checks that each public name is listed once, under
 * 06 accuracy versus IoU: ``pixel_accuracy``, ``per_class_dice``, ``mean_iou``.
 * 07 real images at full resolution: ``read_image``, ``image_files``, ``load_images``,
   ``normalize_image`` (``bright_background``), ``augmentation`` (``RandomRotation``,
-  ``augmentation_outcomes``), ``PatchDataset``, ``predict_tiled`` (``blending_window``),
-  ``FullImageValidation``, ``pooled_iou``, ``count_objects``, ``split_touching``,
-  ``interior_boundary_mask``.
+  ``augmentation_outcomes``), ``patch_weights``, ``PatchDataset``, ``predict_tiled``
+  (``blending_window``), ``FullImageValidation``, ``pooled_iou``, ``count_objects``,
+  ``split_touching``, ``load_labels``, ``interior_boundary_mask``.
 * 08 from pixels to objects: ``object_iou``, ``match_counts``, ``object_scores``
   (``DSB_THRESHOLDS``), ``object_errors``, ``instances_from_mask``, ``grow_seeds``,
   ``instances_from_probabilities``, ``one_hot``, ``otsu_mask``, ``classical_instances``,
   ``ObjectSettings``, ``with_object_settings``, ``object_settings``, ``predict_instances``,
-  ``load_labels``, ``save_labels``, ``save_object_table``.
+  ``save_labels``, ``save_object_table``.
 
 The file is in five parts: model (01-03), data (04-07), metrics (04-06), real images (07),
 objects (08). ``n_classes`` counts the head's channels (1 = binary), ``n_labels`` the label values
@@ -746,6 +746,15 @@ def augmentation_outcomes(augment, count=400, size=64):
     return np.array(mirrored), np.array(angles)
 
 
+def patch_weights(rare, share):
+    """Per-image weights for ``PatchDataset``: the images flagged ``rare`` together get ``share`` of
+    the patches, the others the rest (lesson 07). None (every image alike) if all are one kind."""
+    rare = np.asarray(rare, bool)
+    if rare.all() or not rare.any():
+        return None
+    return np.where(rare, share / rare.sum(), (1 - share) / (~rare).sum())
+
+
 class PatchDataset(keras.utils.PyDataset):
     """Seeded random ``patch_size`` crops, augmented, in batches, for ``model.fit`` (lesson 07):
     each image picked alike (or by ``weights``), none resized, small images padded. An epoch is
@@ -911,6 +920,26 @@ def split_touching(mask, min_distance=4, min_size=0):
     seeds[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
     labels = watershed(-distance, seeds, mask=regions > 0)
     return labels, int(labels.max())
+
+
+def load_labels(directory, stems, masks):
+    """True objects per stem: ``labels/<stem>.*``, or without labels/, of ``masks`` (lesson 07)."""
+    folder = Path(directory) / "labels"
+    if not folder.is_dir():
+        return [count_objects(mask)[0].astype(np.int32) for mask in masks]
+    files = {path.stem: path for path in support.visible(folder)}
+    missing = [stem for stem in stems if stem not in files]
+    if missing:
+        raise FileNotFoundError(
+            f"no labels/ file for {support.short_list(missing)}: add them or remove labels/."
+        )
+    labels = [read_image(files[stem]).astype(np.int32) for stem in stems]
+    for stem, label, mask in zip(stems, labels, masks, strict=True):
+        if label.shape != mask.shape[:2]:
+            raise ValueError(
+                f"labels/{files[stem].name} is {label.shape}, its mask {mask.shape[:2]}."
+            )
+    return labels
 
 
 def interior_boundary_mask(labels):
@@ -1087,23 +1116,3 @@ def predict_instances(model, image, **settings):
     settings = {**object_settings(model), **settings}
     probabilities = predict_tiled(model, image, overlap=settings.pop("overlap"))
     return instances_from_probabilities(probabilities, **settings)
-
-
-def load_labels(directory, stems, masks):
-    """True objects per stem: ``labels/<stem>.*``, or without labels/, of ``masks`` (lesson 08)."""
-    folder = Path(directory) / "labels"
-    if not folder.is_dir():
-        return [count_objects(mask)[0].astype(np.int32) for mask in masks]
-    files = {path.stem: path for path in support.visible(folder)}
-    missing = [stem for stem in stems if stem not in files]
-    if missing:
-        raise FileNotFoundError(
-            f"no labels/ file for {support.short_list(missing)}: add them or remove labels/."
-        )
-    labels = [read_image(files[stem]).astype(np.int32) for stem in stems]
-    for stem, label, mask in zip(stems, labels, masks, strict=True):
-        if label.shape != mask.shape[:2]:
-            raise ValueError(
-                f"labels/{files[stem].name} is {label.shape}, its mask {mask.shape[:2]}."
-            )
-    return labels

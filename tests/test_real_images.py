@@ -357,3 +357,14 @@ def test_normalize_auto_scales_grayscale_by_percentiles_and_keeps_colour():
     )
     with pytest.raises(ValueError, match="auto"):
         uh.normalize_image(gray, percentiles="automatic")
+
+
+@pytest.mark.parametrize("rare", [[1, 0, 0, 0, 0], [0, 1, 1, 0, 0, 0, 0], [0, 0, 0], [1, 1]])
+def test_patch_weights_give_the_rare_kind_its_share(rare):
+    rare = np.array(rare, bool)
+    weights = uh.patch_weights(rare, 0.25)
+    if rare.all() or not rare.any():
+        assert weights is None  # one kind: every image alike
+        return
+    np.testing.assert_allclose(weights[rare].sum() / weights.sum(), 0.25)
+    assert len(set(weights[rare])) == 1 and len(set(weights[~rare])) == 1
