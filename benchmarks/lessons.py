@@ -202,9 +202,10 @@ def tables(records):
     for (lesson, backend), record in sorted(first.items()):
         m = record["machine"]
         shared = ", shared with other jobs" if record.get("alongside") else ""
+        peak = f"{record['peak_gb']} GB" if record["peak_gb"] else "-"
         lines.append(
             f"| {lesson[:2]} | {backend} | {record['wall_seconds']:.0f} s | "
-            f"{record['training_seconds']:.0f} s | {record['peak_gb'] or '-'} GB | "
+            f"{record['training_seconds']:.0f} s | {peak} | "
             f"{m['cpu']}, {m['cores']} cores, {m['step_seconds']} s/step{shared} |"
         )
     lines += ["", "| lesson | metric | backend, arithmetic | runs | mean | min | max |"]
