@@ -249,49 +249,10 @@ def print_feature_map_table(input_shape, base_filters=64, depth=4):
 
 def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1):
     """Draw the U: a box per level (size, filters), pooling, up-sampling and skips (lesson 01)."""
-    import matplotlib.pyplot as plt
-
     check_unet_config(input_shape, n_classes, base_filters, depth)
     height, width, _ = input_shape
-    _, ax = plt.subplots(figsize=(2.0 + 1.5 * depth, 1.5 + 0.9 * depth))
-    box_w, box_h = 1.6, 0.55
-    span = 2 * depth + 2  # horizontal slots: encoder levels, bridge, decoder levels
-
-    def box(x, level, color):
-        y = -level * 1.0
-        text = f"{height >> level}x{width >> level}\n{base_filters << level} filters"
-        ax.add_patch(
-            plt.Rectangle((x - box_w / 2, y - box_h / 2), box_w, box_h, color=color, ec="k")
-        )
-        ax.text(x, y, text, ha="center", va="center", fontsize=8)
-        return x, y
-
-    def arrow(start, end, color, **style):
-        props = dict(arrowstyle="-|>", color=color, **style)
-        ax.annotate("", xy=end, xytext=start, arrowprops=props)
-
-    left, right = [], []
-    for level in range(depth):
-        left.append(box(level * 1.0, level, "#9ecae1"))
-        right.append(box(span - level * 1.0, level, "#a1d99b"))
-    bridge = box(span / 2, depth, "#fdae6b")
-    for level in range(depth):
-        (lx, ly), (rx, ry) = left[level], right[level]
-        (dx, dy), (ux, uy) = (left + [bridge])[level + 1], (right + [bridge])[level + 1]
-        arrow((lx, ly - box_h / 2), (dx - 0.3, dy + box_h / 2), "#3182bd")
-        arrow((ux + 0.3, uy + box_h / 2), (rx, ry - box_h / 2), "#31a354")
-        arrow((lx + box_w / 2, ly), (rx - box_w / 2, ry), "0.5", linestyle="--")
-    ax.text(-box_w, 0.55, f"input {height}x{width}", fontsize=8)
-    output = f"output {height}x{width}x{n_classes} ({_head_activation(n_classes)})"
-    ax.text(span - box_w / 2, 0.55, output, fontsize=8)
-    ax.plot([], [], color="#3182bd", label="max pool 2x2 (encoder)")
-    ax.plot([], [], color="#31a354", label="transposed conv 2x2 (decoder)")
-    ax.plot([], [], color="0.5", linestyle="--", label="skip connection (concatenate)")
-    ax.legend(loc="lower left", fontsize=7, frameon=False)
-    ax.set(xlim=(-box_w, span + box_w), ylim=(-depth - 1.0, 1.0), aspect="auto")
-    ax.axis("off")
-    ax.set_title(f"U-Net, depth {depth}, base {base_filters} filters")
-    return ax
+    head = _head_activation(n_classes)
+    return support.draw_unet(height, width, base_filters, depth, f"{n_classes} ({head})")
 
 
 # --- Data: loading, tiles, split, pictures (lessons 04-07) ----------------------------------------
@@ -822,8 +783,8 @@ def blending_window(tile_size):
 
 
 def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, percentiles=(1.0, 99.8)):
-    """(H, W, K) probabilities of a whole image of any size (lesson 07): ``normalize_image``, then
-    overlapping tiles, ``batch_size`` at a time, blended by ``blending_window``: no seams."""
+    """(H, W, K) probabilities of an image as read from its file, any size (lesson 07):
+    ``normalize_image``, then overlapping tiles, ``batch_size`` at a time, blended: no seams."""
     _, model_height, model_width, channels = model.input_shape
     if tile_size is None:
         if model_height is None or model_height != model_width:
@@ -865,8 +826,8 @@ def pooled_iou(masks, predictions, class_id=1):
 
 
 class FullImageValidation(keras.callbacks.Callback):
-    """Logs ``val_iou`` after each epoch on whole validation images (lesson 07): classes
-    ``class_ids`` merged, at most ``max_pixels``. Put it before callbacks that watch ``val_iou``."""
+    """Logs ``val_iou`` of whole validation images, as read from their files, after each epoch
+    (lesson 07): ``class_ids`` merged, at most ``max_pixels``. List it before callbacks using it."""
 
     def __init__(self, images, masks, class_ids=(1,), max_pixels=2_000_000, seed=0):
         super().__init__()

@@ -610,7 +610,7 @@ def _own_matrix(transformation):
     return dict(transformation, rotation_matrix=keras.ops.copy(transformation["rotation_matrix"]))
 
 
-# --- Figures: class colours, training history, confusion matrix -----------------------------------
+# --- Figures: U-Net diagram, class colours, training history, confusion matrix --------------------
 
 
 #: Class colours: background black, then distinct colours (binary foreground is white).
@@ -658,6 +658,51 @@ def overlay(image, mask, n_classes, alpha=0.45):
         colours = np.where(colours > 0, _BINARY_OVERLAY_COLOUR, 0.0)
     painted = (mask > 0)[..., None]
     return np.clip(np.where(painted, (1 - alpha) * rgb + alpha * colours, rgb), 0.0, 1.0)
+
+
+def draw_unet(height, width, base_filters, depth, head):
+    """The figure of ``uh.plot_unet_diagram``; ``head`` describes the output channels."""
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=(2.0 + 1.5 * depth, 1.5 + 0.9 * depth))
+    box_w, box_h = 1.6, 0.55
+    span = 2 * depth + 2  # horizontal slots: encoder levels, bridge, decoder levels
+
+    def box(x, level, color):
+        y = -level * 1.0
+        text = f"{height >> level}x{width >> level}\n{base_filters << level} filters"
+        ax.add_patch(
+            plt.Rectangle((x - box_w / 2, y - box_h / 2), box_w, box_h, color=color, ec="k")
+        )
+        ax.text(x, y, text, ha="center", va="center", fontsize=8)
+        return x, y
+
+    def arrow(start, end, color, **style):
+        props = dict(arrowstyle="-|>", color=color, **style)
+        ax.annotate("", xy=end, xytext=start, arrowprops=props)
+
+    left, right = [], []
+    for level in range(depth):
+        left.append(box(level * 1.0, level, "#9ecae1"))
+        right.append(box(span - level * 1.0, level, "#a1d99b"))
+    bridge = box(span / 2, depth, "#fdae6b")
+    for level in range(depth):
+        (lx, ly), (rx, ry) = left[level], right[level]
+        (dx, dy), (ux, uy) = (left + [bridge])[level + 1], (right + [bridge])[level + 1]
+        arrow((lx, ly - box_h / 2), (dx - 0.3, dy + box_h / 2), "#3182bd")
+        arrow((ux + 0.3, uy + box_h / 2), (rx, ry - box_h / 2), "#31a354")
+        arrow((lx + box_w / 2, ly), (rx - box_w / 2, ry), "0.5", linestyle="--")
+    ax.text(-box_w, 0.55, f"input {height}x{width}", fontsize=8)
+    output = f"output {height}x{width}x{head}"
+    ax.text(span - box_w / 2, 0.55, output, fontsize=8)
+    ax.plot([], [], color="#3182bd", label="max pool 2x2 (encoder)")
+    ax.plot([], [], color="#31a354", label="transposed conv 2x2 (decoder)")
+    ax.plot([], [], color="0.5", linestyle="--", label="skip connection (concatenate)")
+    ax.legend(loc="lower left", fontsize=7, frameon=False)
+    ax.set(xlim=(-box_w, span + box_w), ylim=(-depth - 1.0, 1.0), aspect="auto")
+    ax.axis("off")
+    ax.set_title(f"U-Net, depth {depth}, base {base_filters} filters")
+    return ax
 
 
 def plot_history(history, metrics=None):

@@ -142,7 +142,8 @@ def write_students_folder(folder, count=24):
 
 
 def write_large_mixed_folder(folder, count=8):
-    """A student's microscopy-like folder: large images of mixed sizes, gray and RGB, 0/1 masks."""
+    """A student's microscopy-like folder: large images of mixed sizes, gray and RGB, saved as
+    PNG, TIFF or JPEG, with 0/1 masks as PNG or TIFF (a JPEG mask is refused: lossy)."""
     import unet_helpers as uh
 
     (folder / "images").mkdir(parents=True)
@@ -156,8 +157,9 @@ def write_large_mixed_folder(folder, count=8):
         picture = Image.fromarray(image[:height, :width])
         if index % 2:
             picture = picture.convert("L")
-        picture.save(folder / "images" / f"scan_{index:02d}.png")
-        Image.fromarray(mask[:height, :width]).save(folder / "masks" / f"scan_{index:02d}.png")
+        picture.save(folder / "images" / f"scan_{index:02d}{('.png', '.tif', '.jpg')[index % 3]}")
+        labels = Image.fromarray(mask[:height, :width])
+        labels.save(folder / "masks" / f"scan_{index:02d}{('.png', '.tif')[index % 2]}")
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ def test_helper_unit_tests_pass_on_jax_and_pytorch(runs):
 
 
 def test_lesson_07_runs_on_large_mixed_images_with_pytorch(runs):
+    """Images of mixed sizes and formats (PNG, TIFF, JPEG), read through the helpers."""
     outputs = lesson_outputs(runs, "07")
     assert "8 images; sizes (width x height)" in outputs
     assert "augmented picture and mask agree on" in outputs  # the rotation fix, checked by the cell

@@ -108,6 +108,21 @@ def test_hidden_files_are_ignored(tmp_path):
     assert uh.load_dataset(tmp_path, image_size=16)[2] == ["a"]
 
 
+def test_every_loader_pairs_files_by_the_same_rule(tmp_path, monkeypatch, capsys):
+    write_pair(tmp_path / "set", "a", rgb(), square_mask(), mask_suffix="_mask.tif")
+    write_pair(tmp_path / "set", "b", rgb(), np.zeros((16, 16)), image_suffix=".jpg")
+    write_pair(tmp_path / "set", "c_mask", rgb(), square_mask(), image_suffix=".tif")
+    monkeypatch.chdir(tmp_path)
+    stems = ["a", "b", "c_mask"]
+    assert uh.load_dataset("set", image_size=16)[2] == stems
+    images, masks, found = uh.load_images("set")
+    assert found == stems and [mask.sum() for mask in masks] == [16, 0, 16]
+    assert list(uh.image_files("set")) == stems
+    assert [label.max() for label in uh.load_labels("set", stems, masks)] == [1, 0, 1]
+    uh.ensure_dataset("set", "binary", n_images=3)
+    assert capsys.readouterr().out == "Found 3 image/mask pairs in set\n"
+
+
 def test_equal_channel_rgb_mask_is_accepted_as_grayscale(tmp_path):
     write_pair(tmp_path, "a", rgb(), np.repeat(square_mask(value=255)[..., None], 3, axis=-1))
     _, masks, _ = uh.load_dataset(tmp_path, image_size=16)
