@@ -1,4 +1,4 @@
-"""Loaded first for every test path: how the two pytest workers (pyproject's ``-n 2``) share the work.
+"""Loaded first for every test path: how pytest's two workers (pyproject's ``-n 2``) share work.
 
 Each worker is a process of its own, and so is every kernel or lesson run it starts. On two cores
 two TensorFlow processes of two threads each only take turns (measured: 0.63 s a step each against

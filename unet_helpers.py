@@ -2,9 +2,9 @@
 
 Each name is introduced by a lesson and lives here once, in lesson order; its docstring's first
 sentence names that lesson, "(lesson NN)". Plumbing the lessons need not read (folder checks and
-readers, the synthetic-data renderer, fixes for Keras on PyTorch, colours and two figures, file
-writers) is in unet_support.py, which never imports this module; the names of it the lessons call
-are imported here. Keras 3 only (``import keras``): any backend.
+readers, the synthetic-data renderer, fixes for Keras on PyTorch, colours, the drawing of figures,
+file writers) is in unet_support.py, which never imports this module; the names of it the lessons
+call are imported here. Keras 3 only (``import keras``): any backend.
 
 Contents, by the lesson that introduces each name; a name in parentheses is used by the one
 before it (tests/test_lint.py checks that each public name is listed once, under its tag's lesson):

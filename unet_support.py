@@ -1,9 +1,9 @@
 """Plumbing for unet_helpers that the lessons need not read, kept apart so that unet_helpers.py
 reads as the lessons teach: the checks and readers of a data set folder, the synthetic-data
-renderer, fixes for Keras 3.15.1 on the PyTorch backend, class colours and the training-history
-and confusion-matrix figures, writers of label images and object tables. unet_helpers imports
-what the lessons call from here (tagged with the lesson, as there); this module never imports
-unet_helpers."""
+renderer, fixes for Keras 3.15.1 on the PyTorch backend, class colours and the U-Net diagram,
+training-history and confusion-matrix figures, writers of label images and object tables.
+unet_helpers imports what the lessons call from here (tagged with the lesson, as there); this
+module never imports unet_helpers."""
 
 from pathlib import Path
 

@@ -11,7 +11,7 @@ import unet_helpers as uh
 import unet_support
 from notebook_paths import LESSONS, REPOSITORY
 
-TARGETS = ["unet_helpers.py", "unet_support.py", "tests", "notebooks", "benchmarks"]
+TARGETS = ["unet_helpers.py", "unet_support.py", "conftest.py", "tests", "notebooks", "benchmarks"]
 
 
 def run_ruff(*arguments):
