@@ -1,13 +1,13 @@
 """Shared code for the unet-from-blocks lessons: U-Net blocks, ``build_unet``, data, metrics, plots.
 
 Each name is introduced by a lesson and lives here once, in lesson order; its docstring's first
-sentence names that lesson, "(lesson NN)". Plumbing the lessons need not read (folder checks and
-readers, the synthetic-data renderer, fixes for Keras on PyTorch, colours, the drawing of figures,
-file writers) is in unet_support.py, which never imports this module; the names of it the lessons
-call are imported here. Keras 3 only (``import keras``): any backend.
+sentence ends "(lesson NN.S)": section S of lesson NN first calls (or names) it. Plumbing the
+lessons need not read (folder checks and readers, the synthetic-data renderer, fixes for Keras on
+PyTorch, colours, figure drawing, file writers) is in unet_support.py, which never imports this
+module; the names of it the lessons call are imported here. ``import keras`` only: any backend.
 
 Contents, by the lesson that introduces each name; a name in parentheses is used by the one
-before it (tests/test_lint.py checks that each public name is listed once, under its tag's lesson):
+before it (tests/test_lint.py checks each public name is listed once, under its tag's lesson):
 
 * 01 architecture: ``feature_map_table``, ``print_feature_map_table``, ``valid_sizes_near``,
   ``check_unet_config``, ``plot_unet_diagram``.
@@ -70,13 +70,13 @@ from unet_support import (
 
 # --- Model: blocks and build_unet (lessons 01-03) -------------------------------------------------
 
-#: BatchNormalization's momentum (lesson 02): its averages lag ``momentum / (1 - momentum)`` steps;
+#: BatchNormalization's momentum (lesson 02.1): averages lag ``momentum / (1 - momentum)`` steps;
 #: Keras' 0.99 suits long runs, 0.9 a short CPU run (lesson 03, section 7).
 BATCHNORM_MOMENTUM = 0.9
 
 
 def conv_block(x, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
-    """Two rounds of 3x3 Conv2D (same padding) -> BatchNormalization -> ReLU (lesson 02)."""
+    """Two rounds of 3x3 Conv2D (same padding) -> BatchNormalization -> ReLU (lesson 02.2)."""
     for _ in range(2):
         x = layers.Conv2D(filters, 3, padding="same")(x)
         x = layers.BatchNormalization(momentum=batchnorm_momentum)(x)
@@ -85,21 +85,21 @@ def conv_block(x, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
 
 
 def encoder_block(x, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
-    """conv_block then 2x2 max pooling: ``(skip, pooled)``, skip for the decoder (lesson 02)."""
+    """conv_block then 2x2 max pooling: ``(skip, pooled)``, skip for the decoder (lesson 02.3)."""
     skip = conv_block(x, filters, batchnorm_momentum)
     pooled = layers.MaxPooling2D(2)(skip)
     return skip, pooled
 
 
 def decoder_block(x, skip, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
-    """2x2 stride-2 Conv2DTranspose (doubles H, W), concatenate ``skip``, conv_block (lesson 02)."""
+    """Up by a 2x2 stride-2 Conv2DTranspose, concatenate ``skip``, then conv_block (lesson 02.4)."""
     x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same")(x)
     x = layers.Concatenate()([x, skip])
     return conv_block(x, filters, batchnorm_momentum)
 
 
 def valid_sizes_near(size, depth):
-    """The two sizes below and the two above ``size`` divisible by ``2**depth`` (lesson 01)."""
+    """The two sizes below and the two above ``size`` divisible by ``2**depth`` (lesson 01.3)."""
     step = 2**depth
     below = [(size // step - i) * step for i in range(2)]
     above = [(size // step + 1 + i) * step for i in range(2)]
@@ -107,7 +107,7 @@ def valid_sizes_near(size, depth):
 
 
 def check_unet_config(input_shape, n_classes=1, base_filters=64, depth=4):
-    """Raise a ValueError that names the fix if these settings cannot make a U-Net (lesson 01)."""
+    """Raise a ValueError that names the fix if these settings cannot make a U-Net (lesson 01.3)."""
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
         raise ValueError(
             f"input_shape must be (height, width, channels), for example (128, 128, 3); "
@@ -135,7 +135,7 @@ def build_unet(
     batchnorm_momentum=BATCHNORM_MOMENTUM,
     name="U-Net",
 ):
-    """The U-Net: ``depth`` encoder and decoder blocks, a bridge, a 1x1 head (lesson 03).
+    """The U-Net: ``depth`` encoder and decoder blocks, a bridge, a 1x1 head (lesson 03.1).
     Level ``i`` has ``base_filters * 2**i`` filters; sigmoid for 1 class, softmax for K."""
     check_unet_config(input_shape, n_classes, base_filters, depth)
     x = inputs = keras.Input(shape=tuple(input_shape), name="image")
@@ -156,7 +156,7 @@ def _head_activation(n_classes):
 
 
 def training_setup(n_classes):
-    """Head activation, loss and metrics for ``n_classes`` (lesson 03): binary cross-entropy for
+    """Head activation, loss and metrics for ``n_classes`` (lesson 03.6): binary cross-entropy for
     1 channel, sparse categorical cross-entropy (masks of class ids) for K."""
     mask_classes(n_classes)  # validates n_classes
     activation = _head_activation(n_classes)
@@ -165,14 +165,14 @@ def training_setup(n_classes):
 
 
 def mask_classes(n_classes):
-    """Label values in the masks of a head of ``n_classes`` channels: 2 for 1, or K (lesson 04)."""
+    """Label values in masks for a head of ``n_classes`` channels: 2 for 1, else K (lesson 04.5)."""
     support.check_whole_number("n_classes", n_classes)
     return 2 if n_classes == 1 else int(n_classes)
 
 
 def predicted_classes(probabilities, threshold=0.5):
     """uint8 class ids ``(..., 1)`` of output ``(..., C)``: 1 channel thresholded, else argmax
-    (lesson 04)."""
+    (lesson 04.5)."""
     probabilities = np.asarray(probabilities)
     dtype = np.uint8 if probabilities.shape[-1] <= 256 else np.int64
     if probabilities.shape[-1] == 1:
@@ -181,7 +181,7 @@ def predicted_classes(probabilities, threshold=0.5):
 
 
 def compile_unet(model, learning_rate=1e-3, loss=None, clipnorm=None):
-    """Compile with Adam, the loss and metrics of the model's head (``training_setup``) (lesson 03).
+    """Compile with Adam, the loss and metrics ``training_setup`` gives the head (lesson 03.6).
     ``loss`` replaces the default loss; binary cross-entropy on a softmax head is refused."""
     n_classes = int(model.output_shape[-1])  # the head's channels
     setup = training_setup(n_classes)
@@ -217,7 +217,7 @@ def compile_unet(model, learning_rate=1e-3, loss=None, clipnorm=None):
 
 
 def multiply_adds(model):
-    """Multiply-adds of the convolutions of a model, for one image (lesson 03)."""
+    """Multiply-adds of the convolutions of a model, for one image (lesson 03.3)."""
     total = 0
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2DTranspose):  # kernel applied per input pixel
@@ -228,7 +228,7 @@ def multiply_adds(model):
 
 
 def feature_map_table(input_shape, base_filters=64, depth=4):
-    """Rows ``(stage, height, width, filters)`` of the feature maps, input to output (lesson 01)."""
+    """Rows ``(stage, height, width, filters)`` of the feature maps in order (lesson 01.2)."""
     check_unet_config(input_shape, 1, base_filters, depth)
     height, width, channels = input_shape
 
@@ -241,14 +241,14 @@ def feature_map_table(input_shape, base_filters=64, depth=4):
 
 
 def print_feature_map_table(input_shape, base_filters=64, depth=4):
-    """Print feature_map_table as aligned columns (lesson 01)."""
+    """Print feature_map_table as aligned columns (lesson 01.2)."""
     print(f"{'stage':<10} {'height':>6} {'width':>6} {'filters':>8}")
     for stage, height, width, filters in feature_map_table(input_shape, base_filters, depth):
         print(f"{stage:<10} {height:>6} {width:>6} {filters:>8}")
 
 
 def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1):
-    """Draw the U: a box per level (size, filters), pooling, up-sampling and skips (lesson 01)."""
+    """Draw the U: a box per level (size, filters), pooling, up-sampling and skips (lesson 01.5)."""
     check_unet_config(input_shape, n_classes, base_filters, depth)
     height, width, _ = input_shape
     head = _head_activation(n_classes)
@@ -266,7 +266,7 @@ def _check_channels(channels, allowed=(None, 1, 3)):
 
 def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"):
     """float32 (H, W, C) in [0, 1] between the image's percentiles (None: its type's maximum;
-    "auto": percentiles for grayscale only) (lesson 07); ``channels`` 1 or 3 converts;
+    "auto": percentiles for grayscale only) (lesson 07.2); ``channels`` 1 or 3 converts;
     ``invert="auto"`` inverts grayscale on a bright background."""
     array = np.asarray(image)
     maximum = np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1.0
@@ -306,8 +306,8 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"
 
 
 def bright_background(image):
-    """True for a grayscale image whose scaled median is above 0.5 (lesson 07): ``normalize_image``
-    inverts it. Colour images: False."""
+    """True for a grayscale image whose scaled median is above 0.5 (lesson 07.2):
+    ``normalize_image`` inverts it. Colour images: False."""
     array = np.asarray(image)
     if array.ndim == 3 and not np.all(array[..., :3] == array[..., :1]):
         return False
@@ -315,8 +315,8 @@ def bright_background(image):
 
 
 def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None):
-    """Full-resolution ``(images, masks, stems)`` (lesson 07): float32 ``normalize_image``d images,
-    uint8 (H, W, 1) class ids. ``mask_values``: each class's value in the files."""
+    """Full-resolution ``(images, masks, stems)`` (lesson 07.1): float32 images normalised by
+    ``normalize_image``, uint8 (H, W, 1) class ids; ``mask_values``: each class's value in files."""
     _check_channels(channels, (1, 3))
     pictures, masks, stems = support.read_pairs(directory, n_classes, mask_values)
     return [normalize_image(p, channels, percentiles) for p in pictures], masks, stems
@@ -340,7 +340,7 @@ def _tile_starts(length, tile_size, stride):
 
 
 def cut_tiles(array, tile_size):
-    """``tile_size`` tiles (n, tile_size, tile_size, ...) covering an array (lesson 04): none
+    """``tile_size`` tiles (n, tile_size, tile_size, ...) covering an array (lesson 04.1): none
     resized, small arrays reflect-padded, the last tiles overlapping their neighbours."""
     array = _pad_to_at_least(array, tile_size)
     tops, lefts = (_tile_starts(length, tile_size, tile_size) for length in array.shape[:2])
@@ -350,8 +350,8 @@ def cut_tiles(array, tile_size):
 def load_dataset(
     directory, image_size=128, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None
 ):
-    """``load_images`` cut into ``image_size`` tiles (lesson 04): ``(images, masks, stems)``, stems
-    naming the file of each tile, for ``split_dataset(groups=...)``."""
+    """``load_images`` cut into ``image_size`` tiles (lesson 04.1): ``(images, masks, stems)``,
+    stems naming the file of each tile, for ``split_dataset(groups=...)``."""
     images, masks, stems = load_images(directory, n_classes, channels, percentiles, mask_values)
     images = [cut_tiles(image, image_size) for image in images]
     stems = [stem for stem, tiles in zip(stems, images, strict=True) for _ in tiles]
@@ -360,7 +360,7 @@ def load_dataset(
 
 
 def class_pixel_fractions(masks, n_classes):
-    """Fraction of all pixels per class id (binary: [background, foreground]) (lesson 04)."""
+    """Fraction of all pixels per class id (binary: [background, foreground]) (lesson 04.1)."""
     labels = mask_classes(n_classes)
     masks = np.asarray(masks).ravel()
     if masks.size and (masks.min() < 0 or masks.max() >= labels):
@@ -375,7 +375,7 @@ def class_pixel_fractions(masks, n_classes):
 def split_dataset(
     images, masks, validation_fraction=0.15, test_fraction=0.15, seed=0, groups=None, strata=None
 ):
-    """Seeded split {"train", "validation", "test": (images, masks)} (lesson 04). ``groups`` keep
+    """Seeded split {"train", "validation", "test": (images, masks)} (lesson 04.2). ``groups`` keep
     a picture's tiles in one split; ``strata`` split each kind alone (under 3 groups: train)."""
     count = len(images)
     groups = np.arange(count) if groups is None else groups
@@ -418,7 +418,7 @@ def split_dataset(
 
 
 def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_names=None):
-    """A row per example: image, true mask, (prediction, errors), overlay; the figure (lesson 04).
+    """A row per example: image, true mask, (prediction, errors), overlay; the figure (lesson 04.1).
     ``predictions`` may be probabilities or class ids."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
@@ -478,7 +478,7 @@ def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_n
 
 
 def confusion_matrix(y_true, y_pred, n_labels):
-    """Pixel counts int64 ``(n_labels, n_labels)``, rows true, columns predicted (lesson 05): as
+    """Pixel counts int64 ``(n_labels, n_labels)``, rows true, columns predicted (lesson 05.4): as
     scikit-learn's, empty masks allowed, labels outside 0..n_labels-1 refused, not lost."""
     support.check_whole_number("n_labels", n_labels)
     y_true, y_pred = support.check_label_masks(y_true, y_pred, n_labels)
@@ -488,7 +488,7 @@ def confusion_matrix(y_true, y_pred, n_labels):
 
 
 def pixel_accuracy(y_true, y_pred):
-    """Share of pixels whose predicted class is the true one, high for empty masks (lesson 06)."""
+    """Share of pixels whose predicted class is the true one, high for empty masks (lesson 06.2)."""
     y_true, y_pred = support.check_label_masks(y_true, y_pred)
     return float(np.mean(y_true == y_pred)) if y_true.size else float("nan")
 
@@ -501,7 +501,7 @@ def _ratio_or_nan(numerator, denominator):
 
 
 def per_class_iou(y_true, y_pred, n_labels):
-    """IoU = TP / (TP + FP + FN) per class, float64; NaN for a class in neither mask (lesson 04)."""
+    """IoU = TP / (TP + FP + FN) per class, float64; NaN for a class in no mask (lesson 04.5)."""
     matrix = confusion_matrix(y_true, y_pred, n_labels)
     true_positives = np.diag(matrix)
     union = matrix.sum(axis=0) + matrix.sum(axis=1) - true_positives
@@ -510,7 +510,7 @@ def per_class_iou(y_true, y_pred, n_labels):
 
 def per_class_dice(y_true, y_pred, n_labels):
     """Dice = 2 TP / (2 TP + FP + FN) per class (the F1 score), NaN as ``per_class_iou``
-    (lesson 06)."""
+    (lesson 06.3)."""
     matrix = confusion_matrix(y_true, y_pred, n_labels)
     true_positives = np.diag(matrix)
     return _ratio_or_nan(2 * true_positives, matrix.sum(axis=0) + matrix.sum(axis=1))
@@ -524,7 +524,7 @@ def _nanmean_or_nan(values):
 
 
 def mean_iou(y_true, y_pred, n_labels, include_background=True):
-    """Mean of ``per_class_iou`` where it is defined, as ``keras.metrics.MeanIoU`` (lesson 06);
+    """Mean of ``per_class_iou`` where it is defined, as ``keras.metrics.MeanIoU`` (lesson 06.3);
     ``include_background=False`` leaves out class 0."""
     iou = per_class_iou(y_true, y_pred, n_labels)
     if not include_background:
@@ -535,7 +535,7 @@ def mean_iou(y_true, y_pred, n_labels, include_background=True):
 
 
 def per_image_iou(y_true, y_pred, class_id=1):
-    """IoU of one class for each image (axis 0), float64 ``(N,)``; NaN if in neither (lesson 04)."""
+    """IoU of one class per image (axis 0), float64 ``(N,)``; NaN if in neither (lesson 04.5)."""
     y_true, y_pred = support.check_label_masks(y_true, y_pred)
     if y_true.ndim < 2:
         raise ValueError(f"masks must be a batch (N, H, W, 1); got shape {y_true.shape}.")
@@ -549,7 +549,7 @@ def per_image_iou(y_true, y_pred, class_id=1):
 
 def iou_table(y_true, y_pred, n_labels, class_names=None):
     """Printable table: IoU, Dice, share of true pixels per class, means (n/a: undefined)
-    (lesson 05)."""
+    (lesson 05.4)."""
     class_names = [str(name) for name in (range(n_labels) if class_names is None else class_names)]
     if len(class_names) != n_labels:
         raise ValueError(f"got {len(class_names)} class_names for n_labels={n_labels}.")
@@ -571,7 +571,7 @@ def iou_table(y_true, y_pred, n_labels, class_names=None):
 
 
 def segmentation_metrics(n_classes):
-    """Keras metrics: accuracy and foreground IoU (1 channel) or mean IoU (K) (lesson 03)."""
+    """Keras metrics: accuracy and foreground IoU (1 channel) or mean IoU (K) (lesson 03.8)."""
     mask_classes(n_classes)  # validates n_classes
     if n_classes == 1:
         return [
@@ -586,7 +586,7 @@ def segmentation_metrics(n_classes):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class DiceLoss(keras.losses.Loss):
-    """Soft Dice loss, 1 - mean over classes of Dice, summed over the batch (lesson 05);
+    """Soft Dice loss, 1 - mean over classes of Dice, summed over the batch (lesson 05.6);
     ``cross_entropy=True`` adds cross-entropy. y_true: class ids; y_pred: sigmoid or softmax."""
 
     def __init__(self, n_classes, cross_entropy=False, smooth=1.0, name=None, **kwargs):
@@ -634,17 +634,17 @@ class DiceLoss(keras.losses.Loss):
 
 
 def dice_loss(n_classes, smooth=1.0):
-    """Soft Dice loss for ``model.compile(loss=...)``: rare classes count as much (lesson 05)."""
+    """Soft Dice loss for ``model.compile(loss=...)``: rare classes count as much (lesson 05.5)."""
     return DiceLoss(n_classes, cross_entropy=False, smooth=smooth)
 
 
 def dice_cross_entropy_loss(n_classes, smooth=1.0):
-    """Cross-entropy (sparse categorical, or binary for 1 channel) plus soft Dice (lesson 05)."""
+    """Cross-entropy (sparse categorical, or binary for 1 channel) plus soft Dice (lesson 05.5)."""
     return DiceLoss(n_classes, cross_entropy=True, smooth=smooth)
 
 
 def class_frequency_weights(masks, n_classes):
-    """Median-frequency weight per class (0 if absent), the mean pixel weighing 1 (lesson 05)."""
+    """Median-frequency weight per class (0 if absent), the mean pixel weighing 1 (lesson 05.5)."""
     if np.size(masks) == 0:
         raise ValueError("masks are empty: there are no pixels to count.")
     frequency = class_pixel_fractions(masks, n_classes)
@@ -656,7 +656,7 @@ def class_frequency_weights(masks, n_classes):
 
 def pixel_weights(masks, n_classes):
     """float32 (N, H, W) weights of each pixel's class (``class_frequency_weights``), mean 1, for
-    ``model.fit(..., sample_weight=...)`` (lesson 05)."""
+    ``model.fit(..., sample_weight=...)`` (lesson 05.5)."""
     masks = np.asarray(masks)
     weights = class_frequency_weights(masks, n_classes)
     if masks.ndim == 4 and masks.shape[-1] == 1:
@@ -668,7 +668,7 @@ def pixel_weights(masks, n_classes):
 
 
 def augmentation(rotation=True, seed=None):
-    """Flips and a rotation applied alike to ``{"images": x, "segmentation_masks": y}`` (lesson 07);
+    """Flips and a rotation alike on ``{"images": x, "segmentation_masks": y}`` (lesson 07.4):
     masks nearest-neighbour, so class ids stay exact."""
     # Two flips: RandomFlip("horizontal_and_vertical") flips both axes or neither (never a mirror).
     # A seed per layer: layers sharing one seed draw the same numbers in lockstep.
@@ -683,7 +683,7 @@ def augmentation(rotation=True, seed=None):
 
 
 def augmentation_outcomes(augment, count=400, size=64):
-    """``(mirrored, angles)`` of ``count`` draws of ``augment`` (lesson 07), read from three dots:
+    """``(mirrored, angles)`` of ``count`` draws of ``augment`` (lesson 07.4), read from three dots:
     a negative determinant of their 2x2 map is a mirror image, its turn the angle."""
     from scipy import ndimage
 
@@ -709,7 +709,7 @@ def augmentation_outcomes(augment, count=400, size=64):
 
 def patch_weights(rare, share):
     """Per-image weights for ``PatchDataset``: the images flagged ``rare`` together get ``share`` of
-    the patches, the others the rest (lesson 07). None (every image alike) if all are one kind."""
+    the patches, the others the rest (lesson 07.4). None (every image alike) if all are one kind."""
     rare = np.asarray(rare, bool)
     if rare.all() or not rare.any():
         return None
@@ -717,7 +717,7 @@ def patch_weights(rare, share):
 
 
 class PatchDataset(keras.utils.PyDataset):
-    """Seeded random ``patch_size`` crops, augmented, in batches, for ``model.fit`` (lesson 07):
+    """Seeded random ``patch_size`` crops, augmented, in batches, for ``model.fit`` (lesson 07.4):
     each image picked alike (or by ``weights``), none resized, small images padded. An epoch is
     ``patches_per_epoch`` patches; None: 5 per image, at least 384 (grows with the folder)."""
 
@@ -777,13 +777,13 @@ class PatchDataset(keras.utils.PyDataset):
 
 
 def blending_window(tile_size):
-    """(tile_size, tile_size) weights, largest in the middle, never 0 at the edges (lesson 07)."""
+    """(tile_size, tile_size) weights, largest in the middle, never 0 at the edges (lesson 07.7)."""
     ramp = np.sin(np.pi * (np.arange(tile_size) + 0.5) / tile_size) ** 2
     return np.outer(ramp, ramp).astype(np.float32)
 
 
 def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, percentiles=(1.0, 99.8)):
-    """(H, W, K) probabilities of an image as read from its file, any size (lesson 07):
+    """(H, W, K) probabilities of an image as read from its file, any size (lesson 07.6):
     ``normalize_image``, then overlapping tiles, ``batch_size`` at a time, blended: no seams."""
     _, model_height, model_width, channels = model.input_shape
     if tile_size is None:
@@ -816,7 +816,7 @@ def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, perce
 
 
 def pooled_iou(masks, predictions, class_id=1):
-    """IoU of one class over all pixels of lists of masks and predicted class ids (lesson 07)."""
+    """IoU of one class over all pixels of lists of masks and predicted class ids (lesson 07.6)."""
     intersection = union = 0
     for mask, predicted in zip(masks, predictions, strict=True):
         truth, guess = np.asarray(mask) == class_id, np.asarray(predicted) == class_id
@@ -827,7 +827,7 @@ def pooled_iou(masks, predictions, class_id=1):
 
 class FullImageValidation(keras.callbacks.Callback):
     """Logs ``val_iou`` of whole validation images, as read from their files, after each epoch
-    (lesson 07): ``class_ids`` merged, at most ``max_pixels``. List it before callbacks using it."""
+    (lesson 07.5): ``class_ids`` merged, at most ``max_pixels``. List it before their users."""
 
     def __init__(self, images, masks, class_ids=(1,), max_pixels=2_000_000, seed=0):
         super().__init__()
@@ -852,7 +852,7 @@ class FullImageValidation(keras.callbacks.Callback):
 
 def count_objects(mask, min_size=0):
     """``(labels, count)`` of 8-connected foreground regions, under ``min_size`` dropped
-    (lesson 07)."""
+    (lesson 07.9)."""
     from skimage import measure, morphology
 
     foreground = np.asarray(mask) > 0
@@ -866,7 +866,7 @@ def count_objects(mask, min_size=0):
 
 
 def split_touching(mask, min_distance=4, min_size=0):
-    """``(labels, count)`` as ``count_objects``, touching round objects cut apart (lesson 07) by a
+    """``(labels, count)`` as ``count_objects``, touching round objects cut apart (lesson 07.9) by a
     watershed seeded at distance peaks ``min_distance`` apart."""
     from scipy import ndimage
     from skimage.feature import peak_local_max
@@ -884,7 +884,7 @@ def split_touching(mask, min_distance=4, min_size=0):
 
 
 def load_labels(directory, stems, masks):
-    """True objects per stem: ``labels/<stem>.*``, or without labels/, of ``masks`` (lesson 07)."""
+    """True objects per stem: ``labels/<stem>.*``, or without labels/, ``masks`` (lesson 07.1)."""
     folder = Path(directory) / "labels"
     if not folder.is_dir():
         return [count_objects(mask)[0].astype(np.int32) for mask in masks]
@@ -904,7 +904,7 @@ def load_labels(directory, stems, masks):
 
 
 def interior_boundary_mask(labels):
-    """uint8 mask of instance labels (lesson 07): 0 background, 1 interior, 2 each object's
+    """uint8 mask of instance labels (lesson 07.9): 0 background, 1 interior, 2 each object's
     inner boundary, so touching objects stay apart (the best 2018 Data Science Bowl entries)."""
     from skimage.segmentation import find_boundaries
 
@@ -916,7 +916,7 @@ def interior_boundary_mask(labels):
 
 # --- From pixels to objects: matching, scoring, instances, export (lesson 08) ---------------------
 
-#: IoU thresholds of the 2018 Data Science Bowl score: 0.50, 0.55, ..., 0.95 (lesson 08).
+#: IoU thresholds of the 2018 Data Science Bowl score: 0.50, 0.55, ..., 0.95 (lesson 08.2).
 DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2).tolist())
 #: What became of a true object (``object_errors``), in this order of codes 1..4.
 _ERROR_KINDS = ("found", "merged", "split", "missed")
@@ -946,13 +946,13 @@ def _object_overlaps(true_labels, predicted_labels):
 
 
 def object_iou(true_labels, predicted_labels):
-    """IoU of every true object (rows) with every predicted one (columns), float64 (lesson 08)."""
+    """IoU of every true object (rows) with every predicted one (columns), float64 (lesson 08.2)."""
     intersection, true_areas, predicted_areas, *_ = _object_overlaps(true_labels, predicted_labels)
     return intersection / (true_areas[:, None] + predicted_areas[None, :] - intersection)
 
 
 def match_counts(iou, threshold=0.5):
-    """``(TP, FP, FN, matched IoUs)``, pairs with IoU > ``threshold`` matching (lesson 08): above
+    """``(TP, FP, FN, matched IoUs)``, pairs with IoU > ``threshold`` matching (lesson 08.2): above
     0.5 a match is unique, so no assignment step is needed."""
     if threshold < 0.5:
         raise ValueError(f"threshold must be >= 0.5 for matches to be unique; got {threshold!r}.")
@@ -962,7 +962,7 @@ def match_counts(iou, threshold=0.5):
 
 
 def object_scores(true_list, predicted_list, threshold=0.5):
-    """Object scores of lists of label images (lesson 08): TP, FP, FN, F1, AP and PQ pooled at
+    """Object scores of lists of label images (lesson 08.2): TP, FP, FN, F1, AP and PQ pooled at
     ``threshold``; DSB (AP averaged over ``DSB_THRESHOLDS``, then images); median count error."""
     tp = fp = fn = 0
     matched_iou, dsb, count_error = 0.0, [], []
@@ -987,7 +987,7 @@ def object_scores(true_list, predicted_list, threshold=0.5):
 
 
 def object_errors(true_labels, predicted_labels, threshold=0.5):
-    """What became of each true object (``_ERROR_KINDS`` codes 1..4) (lesson 08), which predicted
+    """What became of each true object (``_ERROR_KINDS`` codes 1..4) (lesson 08.9), which predicted
     objects are false, and a ``map`` of those codes (5: false)."""
     overlaps = _object_overlaps(true_labels, predicted_labels)
     intersection, true_areas, predicted_areas, true, predicted = overlaps
@@ -1010,15 +1010,15 @@ def object_errors(true_labels, predicted_labels, threshold=0.5):
 
 
 def instances_from_mask(mask, min_size=10, min_distance=None):
-    """Objects of a binary mask: components, or a distance watershed (min_distance) (lesson 08)."""
+    """A binary mask's objects: components, or with ``min_distance`` a watershed (lesson 08.4)."""
     if min_distance is None:
         return count_objects(mask, min_size)[0]
     return split_touching(mask, min_distance=min_distance, min_size=min_size)[0]
 
 
 def grow_seeds(interior, area, seed_threshold=0.5, threshold=0.5, min_size=10, min_distance=None):
-    """int32 objects of 3-class probabilities (lesson 08): interior seeds (cut by ``split_touching``
-    with ``min_distance``) grown by a watershed over interior + boundary."""
+    """int32 objects of 3-class probabilities (lesson 08.4): interior seeds (cut by
+    ``split_touching`` with ``min_distance``) grown by a watershed over interior + boundary."""
     from skimage.measure import label
     from skimage.segmentation import watershed
 
@@ -1039,7 +1039,7 @@ def grow_seeds(interior, area, seed_threshold=0.5, threshold=0.5, min_size=10, m
 def instances_from_probabilities(
     probabilities, threshold=0.5, seed_threshold=None, min_size=10, min_distance=None
 ):
-    """int32 (H, W) objects of (H, W, K) output (lesson 08): ``grow_seeds`` for 3 classes with
+    """int32 (H, W) objects of (H, W, K) output (lesson 08.4): ``grow_seeds`` for 3 classes with
     a ``seed_threshold``, else ``instances_from_mask`` of the nucleus area."""
     probabilities = np.asarray(probabilities)
     if probabilities.ndim == 2:
@@ -1052,12 +1052,12 @@ def instances_from_probabilities(
 
 
 def one_hot(mask, n_labels=3):
-    """A class-id mask as (H, W, n_labels) 0/1 'probabilities', for true masks (lesson 08)."""
+    """A class-id mask as (H, W, n_labels) 0/1 'probabilities', for true masks (lesson 08.4)."""
     return np.eye(n_labels, dtype=np.float32)[np.asarray(mask).squeeze().astype(np.int64)]
 
 
 def otsu_mask(image, sigma=1.0):
-    """Nucleus mask with no network: normalise, Gaussian ``sigma``, Otsu's threshold (lesson 08)."""
+    """Nucleus mask with no network: normalise, Gaussian ``sigma``, Otsu threshold (lesson 08.5)."""
     from skimage.filters import gaussian, threshold_otsu
 
     gray = gaussian(normalize_image(image, channels=1)[..., 0], sigma)
@@ -1067,12 +1067,12 @@ def otsu_mask(image, sigma=1.0):
 
 
 def classical_instances(image, min_distance=6, min_size=10, sigma=1.0):
-    """Objects with no network: ``otsu_mask`` then ``instances_from_mask`` (lesson 08)."""
+    """Objects with no network: ``otsu_mask`` then ``instances_from_mask`` (lesson 08.5)."""
     return instances_from_mask(otsu_mask(image, sigma), min_size, min_distance).astype(np.int32)
 
 
 def predict_instances(model, image, **settings):
-    """int32 (H, W) objects of an image file's array (lesson 08): ``predict_tiled``, then
+    """int32 (H, W) objects of an image file's array (lesson 08.10): ``predict_tiled``, then
     ``instances_from_probabilities`` with ``object_settings(model)`` updated by ``settings``."""
     settings = {**object_settings(model), **settings}
     probabilities = predict_tiled(model, image, overlap=settings.pop("overlap"))

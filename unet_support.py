@@ -78,7 +78,7 @@ def _picture_array(picture):
 
 
 def read_image(path):
-    """An image file as an array at its own size, (H, W) or (H, W, 3), as stored (lesson 07)."""
+    """An image file as an array at its own size, (H, W) or (H, W, 3), as stored (lesson 07.1)."""
     picture = _open_picture(path)
     if picture is None:
         raise ValueError(
@@ -214,7 +214,7 @@ def _paired_files(directory):
 
 
 def image_files(directory):
-    """``{stem: path}`` of the images ``load_images`` reads, to open them raw (lesson 07)."""
+    """``{stem: path}`` of the images ``load_images`` reads, to open them raw (lesson 07.1)."""
     return _paired_files(directory)[0]
 
 
@@ -325,7 +325,7 @@ def check_label_masks(y_true, y_pred, n_labels=None):
 
 # --- The synthetic data set -----------------------------------------------------------------------
 
-#: Synthetic classes: 0 background, then one name per object class (lesson 05).
+#: Synthetic classes: 0 background, then one name per object class (lesson 05.1).
 SYNTHETIC_CLASS_NAMES = {
     "binary": ["background", "object"],
     "multiclass": ["background", "ellipse", "rectangle", "triangle"],
@@ -406,7 +406,7 @@ def _synthetic_objects(task, rng, size, n_classes=4):
 
 
 def synthetic_pair(task="binary", image_size=128, rng=None, n_classes=4):
-    """One synthetic ``(image uint8 (H, W, 3), mask uint8 (H, W) of class ids)`` pair (lesson 04);
+    """One synthetic ``(image uint8 (H, W, 3), mask uint8 (H, W) of class ids)`` pair (lesson 04.1);
     ``n_classes`` (multiclass, 2 to 4) keeps the first ``n_classes - 1`` object classes."""
     rng = np.random.default_rng(rng)
     size = image_size
@@ -461,7 +461,7 @@ def _write_synthetic(directory, task, indices, image_size=128, seed=0, n_classes
 def make_synthetic_dataset(
     directory, task="binary", n_images=400, image_size=128, seed=0, overwrite=False, n_classes=4
 ):
-    """Write a seeded synthetic set of PNGs (binary masks 0/255); return it (lesson 04).
+    """Write a seeded synthetic set of PNGs (binary masks 0/255); return it (lesson 04.1).
     Multiclass: ellipses 1, rectangles 2, small rare triangles 3; ``n_classes`` 2-4 keeps some."""
     if task not in SYNTHETIC_CLASS_NAMES:
         raise ValueError(f"task must be 'binary' or 'multiclass'; got {task!r}.")
@@ -493,7 +493,7 @@ def _is_synthetic(directory, index, task, image_size=128, seed=0, n_classes=4):
 
 
 def ensure_dataset(directory, task="binary", n_images=400, **generator_kwargs):
-    """Generate the synthetic set in ``directory`` unless it holds images; return it (lesson 04).
+    """Generate the synthetic set in ``directory`` unless it holds images; return it (lesson 04.1).
     A folder of its first k < ``n_images`` images (the last checked pixel for pixel) gets more."""
     directory, images = Path(directory), Path(directory) / "images"
     if not images.is_dir() or not any(path.is_file() for path in visible(images)):
@@ -531,7 +531,7 @@ def sparse_categorical_crossentropy(y_true, y_pred):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
-    """Keras' loss through ``sparse_categorical_crossentropy``, weights per pixel (lesson 03)."""
+    """Keras' loss through ``sparse_categorical_crossentropy``, weights per pixel (lesson 03.6)."""
 
     # Keras 3.15.1 on PyTorch fix (pytorch/pytorch#175084): delete with the function above.
     def call(self, y_true, y_pred):
@@ -569,7 +569,7 @@ def _count_confusion(metric, y_true, y_pred, sample_weight=None):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class BinaryIoU(keras.metrics.BinaryIoU):
-    """``keras.metrics.BinaryIoU`` counted by ``_count_confusion``, fast on PyTorch (lesson 03)."""
+    """``keras.metrics.BinaryIoU`` via ``_count_confusion``, fast on PyTorch (lesson 03.8)."""
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = keras.ops.cast(keras.ops.convert_to_tensor(y_pred) >= self.threshold, self.dtype)
@@ -578,7 +578,7 @@ class BinaryIoU(keras.metrics.BinaryIoU):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class MeanIoU(keras.metrics.MeanIoU):
-    """``keras.metrics.MeanIoU`` counted by ``_count_confusion``, fast on PyTorch (lesson 03)."""
+    """``keras.metrics.MeanIoU`` counted by ``_count_confusion``, fast on PyTorch (lesson 03.8)."""
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         if not self.sparse_y_true:
@@ -590,7 +590,7 @@ class MeanIoU(keras.metrics.MeanIoU):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class RandomRotation(layers.RandomRotation):
-    """``keras.layers.RandomRotation`` turning the mask as the image (lesson 07): on PyTorch,
+    """``keras.layers.RandomRotation`` turning the mask as the image (lesson 07.4): on PyTorch,
     ``affine_transform`` swaps entries of the shared matrix in place, so each gets a copy."""
 
     # Keras 3.15.1 on PyTorch fix (no upstream issue named): delete once masks turn right there.
@@ -640,7 +640,7 @@ def palette(n_classes):
 
 
 def colorize_mask(mask, n_classes):
-    """RGB float (H, W, 3) of a class-id mask, a fixed colour per class (lesson 04); ``label2rgb``
+    """RGB float (H, W, 3) of a class-id mask, a fixed colour per class (lesson 04.1); ``label2rgb``
     colours the labels present in order, so a missing class would shift its colours."""
     mask = np.asarray(mask)
     if mask.ndim == 3:
@@ -707,7 +707,7 @@ def draw_unet(height, width, base_filters, depth, head):
 
 def plot_history(history, metrics=None):
     """A panel per metric, training and validation per epoch, of a ``model.fit`` history
-    (lesson 04)."""
+    (lesson 04.4)."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -731,7 +731,7 @@ def plot_history(history, metrics=None):
 
 
 def plot_confusion_matrix(matrix, class_names=None, normalize=True):
-    """Confusion matrix figure (scikit-learn's display) (lesson 05): row percentages, or counts
+    """Confusion matrix figure (scikit-learn's display) (lesson 05.4): row percentages, or counts
     with ``normalize=False``; a class with no true pixels shows n/a."""
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
@@ -765,7 +765,7 @@ def plot_confusion_matrix(matrix, class_names=None, normalize=True):
 
 
 def save_labels(path, labels):
-    """Instance labels as a 16-bit PNG or TIFF (by suffix) for Fiji, napari, QuPath (lesson 08)."""
+    """Instance labels as a 16-bit PNG or TIFF: Fiji, napari, QuPath (lesson 08.11)."""
     labels = np.asarray(labels)
     if labels.min(initial=0) < 0 or labels.max(initial=0) > 65535:
         raise ValueError("16-bit label images hold ids 0..65535.")
@@ -783,7 +783,7 @@ _OBJECT_COLUMNS = {
 
 
 def save_object_table(path, labels, image):
-    """CSV of id, area, centroid, mean intensity per object; returns its columns (lesson 08)."""
+    """CSV of id, area, centroid, mean intensity per object; returns its columns (lesson 08.11)."""
     import csv
 
     from skimage.measure import regionprops_table
@@ -806,7 +806,7 @@ def save_object_table(path, labels, image):
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
 class ObjectSettings(keras.layers.Layer):
-    """Identity layer whose config carries ``predict_instances``' settings to a file (lesson 08)."""
+    """Pass-through layer whose config stores ``predict_instances``' settings (lesson 08.10)."""
 
     def __init__(self, settings=None, **kwargs):
         super().__init__(**kwargs)
@@ -820,7 +820,7 @@ class ObjectSettings(keras.layers.Layer):
 
 
 def with_object_settings(model, **settings):
-    """The model ending in an ``ObjectSettings`` layer that holds ``settings`` (lesson 08)."""
+    """The model ending in an ``ObjectSettings`` layer that holds ``settings`` (lesson 08.10)."""
     if isinstance(model.layers[-1], ObjectSettings):
         model = keras.Model(model.inputs, model.layers[-1].input, name=model.name)
     plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in settings.items()}
@@ -829,7 +829,7 @@ def with_object_settings(model, **settings):
 
 
 def object_settings(model):
-    """``predict_instances``' settings: the head's defaults, then the model's own (lesson 08)."""
+    """``predict_instances``' settings: the head's defaults, then the model's own (lesson 08.10)."""
     defaults = {
         "threshold": 0.5,  # nucleus probability (binary: the sigmoid; 3-class: 1 - background)
         "seed_threshold": 0.5 if model.output_shape[-1] >= 3 else None,  # interior seeds
@@ -842,7 +842,7 @@ def object_settings(model):
 
 
 def peak_memory_bytes():
-    """Peak resident memory of this process in bytes; None where it cannot be read (lesson 04)."""
+    """Peak resident memory of this process in bytes; None where it cannot be read (lesson 04.9)."""
     import sys
 
     if sys.platform == "win32":

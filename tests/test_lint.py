@@ -1,8 +1,10 @@
 """ruff is clean on the helpers, the tests and the lessons (it reads .ipynb directly), and the
-contents list of unet_helpers' docstring is complete and agrees with each definition's tag."""
+contents list of unet_helpers' docstring is complete and agrees with each definition's tag, and
+each tag names the section of its lesson that introduces the name."""
 
 import ast
 import inspect
+import json
 import re
 import subprocess
 import sys
@@ -29,17 +31,23 @@ def test_ruff_format_is_clean():
     assert result.returncode == 0, "run `ruff format`:\n" + result.stdout + result.stderr
 
 
-def contents_list():
-    """{name: (lesson, in parentheses)} from the contents list of unet_helpers' docstring."""
+def contents_list(parents=None):
+    """{name: (lesson, in parentheses)} from the contents list of unet_helpers' docstring; fills
+    ``parents`` with {name in parentheses: the name before them}."""
     text = uh.__doc__.split("Contents, by the lesson")[1].split("\nThe file is in")[0]
-    listed = {}
+    listed, parents = {}, {} if parents is None else parents
     for bullet in text.split("\n* ")[1:]:
-        lesson, depth = bullet[:2], 0
+        lesson, depth, top = bullet[:2], 0, None
         for piece in re.split(r"(``\w+``|[()])", bullet):
             depth += {"(": 1, ")": -1}.get(piece, 0)
             if piece.startswith("``"):
-                assert piece[2:-2] not in listed, f"{piece} is listed twice"
-                listed[piece[2:-2]] = (lesson, depth > 0)
+                name = piece[2:-2]
+                assert name not in listed, f"{piece} is listed twice"
+                listed[name] = (lesson, depth > 0)
+                if depth:
+                    parents[name] = top
+                else:
+                    top = name
     return listed
 
 
@@ -74,7 +82,24 @@ def definition_tags():
                 continue
             tag = re.search(r"\(lesson (\d\d)\b", text)
             tags.update({name: tag and tag.group(1) for name in names})
+            section = re.search(r"\(lesson \d\d\.(\d+)\)", text)
+            SECTION_TAGS.update({name: section and int(section.group(1)) for name in names})
     return tags
+
+
+SECTION_TAGS = {}  # {name: S of its "(lesson NN.S)" tag}, filled by definition_tags
+
+
+def lesson_sections(path):
+    """[(section, code, markdown)] of a lesson, split at its "## S." headings (0: before them)."""
+    sections = [(0, [], [])]
+    for cell in json.loads(path.read_text())["cells"]:
+        for line in "".join(cell["source"]).splitlines():
+            heading = re.match(r"## (\d+)?", line)
+            if cell["cell_type"] == "markdown" and heading:
+                sections.append((int(heading.group(1) or -1), [], []))
+            sections[-1][1 if cell["cell_type"] == "code" else 2].append(line)
+    return [(number, "\n".join(code), "\n".join(text)) for number, code, text in sections]
 
 
 def test_contents_list_names_every_public_name_once_under_a_lesson_that_shows_it():
@@ -98,3 +123,26 @@ def test_each_public_definition_is_tagged_with_the_lesson_the_contents_list_file
     assert {name: pair for name, pair in disagree.items() if len(set(pair)) > 1} == {}
     lessons = {path.name[:2] for path in LESSONS}
     assert {tags[name] for name in public_names()} <= lessons, "a tag names no lesson"
+
+
+def test_each_tag_names_the_section_that_introduces_the_name():
+    """The section of "(lesson NN.S)" is the first of lesson NN whose code calls ``uh.name``, else
+    the first whose text or code names it, else that of the name it serves in the contents list."""
+    parents = {}
+    listed, _ = contents_list(parents), definition_tags()
+    sections = {path.name[:2]: lesson_sections(path) for path in LESSONS}
+
+    def introduced(name):
+        numbered = [part for part in sections[listed[name][0]] if part[0] > 0]
+        for pattern, where in ((rf"\buh\.{name}\b", "code"), (rf"\b{name}\b", "all")):
+            for number, code, text in numbered:
+                if re.search(pattern, code if where == "code" else code + text):
+                    return number
+        return introduced(parents[name])
+
+    wrong = {
+        name: (SECTION_TAGS.get(name), introduced(name))
+        for name in listed
+        if SECTION_TAGS.get(name) != introduced(name)
+    }
+    assert wrong == {}, "(tagged, introduced in): make each tag (lesson NN.S) name that section"
