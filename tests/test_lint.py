@@ -63,8 +63,9 @@ def public_names():
 
 
 def definition_tags():
-    """{name: lesson} of the "(lesson NN)" tag of each top-level definition of both modules: the
-    first in its docstring, or in the ``#:`` comment above a constant (d2l's "Defined in")."""
+    """{name: (lesson, section)} of the "(lesson NN.S)" tag of each top-level definition of both
+    modules: the first in its docstring, or in the ``#:`` comment above a constant (d2l's "Defined
+    in"); None where there is no tag, section None where the tag has none."""
     tags = {}
     for module in (uh, unet_support):
         source = inspect.getsource(module)
@@ -80,14 +81,10 @@ def definition_tags():
                 text = " ".join(lines[above + 1 : node.lineno - 1])
             else:
                 continue
-            tag = re.search(r"\(lesson (\d\d)\b", text)
-            tags.update({name: tag and tag.group(1) for name in names})
-            section = re.search(r"\(lesson \d\d\.(\d+)\)", text)
-            SECTION_TAGS.update({name: section and int(section.group(1)) for name in names})
+            tag = re.search(r"\(lesson (\d\d)(?:\.(\d+))?\b", text)
+            tag = tag and (tag.group(1), tag.group(2) and int(tag.group(2)))
+            tags.update({name: tag for name in names})
     return tags
-
-
-SECTION_TAGS = {}  # {name: S of its "(lesson NN.S)" tag}, filled by definition_tags
 
 
 def lesson_sections(path):
@@ -119,17 +116,17 @@ def test_each_public_definition_is_tagged_with_the_lesson_the_contents_list_file
     tags, listed = definition_tags(), contents_list()
     untagged = sorted(name for name in public_names() if not tags.get(name))
     assert untagged == [], "end the first docstring line (or #: comment) with (lesson NN)"
-    disagree = {name: (tags[name], lesson) for name, (lesson, _) in listed.items()}
+    disagree = {name: (tags[name][0], lesson) for name, (lesson, _) in listed.items()}
     assert {name: pair for name, pair in disagree.items() if len(set(pair)) > 1} == {}
     lessons = {path.name[:2] for path in LESSONS}
-    assert {tags[name] for name in public_names()} <= lessons, "a tag names no lesson"
+    assert {tags[name][0] for name in public_names()} <= lessons, "a tag names no lesson"
 
 
 def test_each_tag_names_the_section_that_introduces_the_name():
     """The section of "(lesson NN.S)" is the first of lesson NN whose code calls ``uh.name``, else
     the first whose text or code names it, else that of the name it serves in the contents list."""
     parents = {}
-    listed, _ = contents_list(parents), definition_tags()
+    listed, tags = contents_list(parents), definition_tags()
     sections = {path.name[:2]: lesson_sections(path) for path in LESSONS}
 
     def introduced(name):
@@ -141,8 +138,8 @@ def test_each_tag_names_the_section_that_introduces_the_name():
         return introduced(parents[name])
 
     wrong = {
-        name: (SECTION_TAGS.get(name), introduced(name))
+        name: (tags[name][1], introduced(name))
         for name in listed
-        if SECTION_TAGS.get(name) != introduced(name)
+        if tags[name][1] != introduced(name)
     }
     assert wrong == {}, "(tagged, introduced in): make each tag (lesson NN.S) name that section"
