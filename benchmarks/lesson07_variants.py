@@ -9,7 +9,10 @@ with one of these changed: the share of patches centred on a random nucleus pixe
 (``--foreground-share``, as StarDist's ``train_foreground_only``), the bright-field share of the
 patches, or the batch-normalization momentum. After every epoch it also scores the *test* images
 (overlap 0.25), fluorescence and bright-field apart: a diagnosis only, never used to choose. One
-JSON line per run is appended to ``benchmarks/lesson07_variants.jsonl``.
+JSON line per run is appended to ``benchmarks/lesson07_variants.jsonl``. With
+``--precise-batchnorm N`` each epoch is scored a second time with the batch-normalization statistics
+re-estimated as the plain average over N fresh training patches (then put back): does the swing
+come from the moving averages of the last few batches?
 """
 
 import argparse
@@ -69,6 +72,7 @@ def main():
     parser.add_argument("--bright-field-share", type=float, default=0.25)
     parser.add_argument("--momentum", type=float, default=uh.BATCHNORM_MOMENTUM)
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--precise-batchnorm", type=int, default=0, help="patches; 0: off")
     parser.add_argument("--data", default=str(REPOSITORY / "data" / "nuclei"))
     args = parser.parse_args()
 
@@ -113,10 +117,42 @@ def main():
             for kind in (False, True)
         ], uh.pooled_iou(y_test, predicted)
 
-    per_epoch = []
-    diagnosis = keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda epoch, logs: per_epoch.append([round(v, 3) for v in kinds(0.25)[0]])
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    fresh = uh.PatchDataset(
+        *splits["train"],
+        128,
+        16,
+        max(args.precise_batchnorm, 16),
+        seed=args.seed + 1000,
+        weights=uh.patch_weights([bright[i] for i in train], args.bright_field_share),
     )
+
+    def precise_kinds():  # kinds(0.25) with the statistics averaged over fresh patches
+        saved = [
+            [keras.ops.convert_to_numpy(v) for v in layer.non_trainable_weights] for layer in layers
+        ]
+        for layer in layers:
+            for variable in layer.non_trainable_weights:  # moving mean and variance
+                variable.assign(np.zeros(variable.shape, "float32"))
+        for batch in range(len(fresh)):
+            for layer in layers:
+                layer.momentum = batch / (batch + 1)  # the plain average of the batches
+            model(fresh[batch][0], training=True)
+        scores = kinds(0.25)[0]
+        for layer, values in zip(layers, saved, strict=True):
+            layer.momentum = args.momentum
+            for variable, value in zip(layer.non_trainable_weights, values, strict=True):
+                variable.assign(value)
+        return scores
+
+    per_epoch, per_epoch_precise = [], []
+
+    def diagnose(epoch, logs):
+        per_epoch.append([round(v, 3) for v in kinds(0.25)[0]])
+        if args.precise_batchnorm:
+            per_epoch_precise.append([round(v, 3) for v in precise_kinds()])
+
+    diagnosis = keras.callbacks.LambdaCallback(on_epoch_end=diagnose)
     keep_best = keras.callbacks.EarlyStopping(
         monitor="val_iou", mode="max", patience=args.epochs, restore_best_weights=True
     )
@@ -140,6 +176,8 @@ def main():
         "val_iou": [round(v, 3) for v in history.history["val_iou"]],
         "bright-field validation images used": sum(id(raw[i]) in chosen for i in val if bright[i]),
         "test IoU per epoch (fluorescence, bright-field)": per_epoch,
+        "precise_batchnorm": args.precise_batchnorm,
+        "the same, statistics re-estimated": per_epoch_precise or None,
         "training_seconds": round(seconds),
     }
     print(json.dumps(result))
