@@ -26,8 +26,8 @@ before it (tests/test_lint.py checks each public name is listed once, under its 
 * 07 real images at full resolution: ``read_image``, ``image_files``, ``load_images``,
   ``normalize_image`` (``bright_background``), ``augmentation`` (``RandomRotation``,
   ``augmentation_outcomes``), ``patch_weights``, ``PatchDataset``, ``predict_tiled``
-  (``blending_window``), ``FullImageValidation``, ``pooled_iou``, ``count_objects``,
-  ``split_touching``, ``load_labels``, ``interior_boundary_mask``.
+  (``blending_window``), ``FullImageValidation``, ``refresh_batchnorm``, ``pooled_iou``,
+  ``count_objects``, ``split_touching``, ``load_labels``, ``interior_boundary_mask``.
 * 08 from pixels to objects: ``object_iou``, ``match_counts``, ``object_scores``
   (``DSB_THRESHOLDS``), ``object_errors``, ``instances_from_mask``, ``grow_seeds``,
   ``instances_from_probabilities``, ``one_hot``, ``otsu_mask``, ``classical_instances``,
@@ -848,6 +848,22 @@ class FullImageValidation(keras.callbacks.Callback):
         truths = [np.isin(mask, self.class_ids) for mask in self.masks]
         if logs is not None:
             logs["val_iou"] = pooled_iou(truths, predictions, class_id=True)
+
+
+def refresh_batchnorm(model, patches, batches=20):
+    """Set each batch-norm layer's moving mean and variance to the plain average over ``batches``
+    batches of ``patches``, seen in training mode (lesson 07.5); the weights stay as they are."""
+    norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        for variable in (layer.moving_mean, layer.moving_variance):
+            variable.assign(keras.ops.zeros(variable.shape))
+    for batch in range(min(batches, len(patches))):
+        for layer in norms:
+            layer.momentum = batch / (batch + 1)  # the average of the batches so far
+        model(patches[batch][0], training=True)
+    for layer, momentum in zip(norms, momenta, strict=True):
+        layer.momentum = momentum
 
 
 def count_objects(mask, min_size=0):

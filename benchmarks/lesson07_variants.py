@@ -73,6 +73,10 @@ def main():
     parser.add_argument("--momentum", type=float, default=uh.BATCHNORM_MOMENTUM)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--precise-batchnorm", type=int, default=0, help="patches; 0: off")
+    parser.add_argument("--keep", choices=("best", "last"), default="best", help="epoch kept")
+    parser.add_argument(
+        "--refresh-batchnorm", type=int, default=0, help="patches, after training; 0: off"
+    )
     parser.add_argument("--data", default=str(REPOSITORY / "data" / "nuclei"))
     args = parser.parse_args()
 
@@ -127,7 +131,7 @@ def main():
         weights=uh.patch_weights([bright[i] for i in train], args.bright_field_share),
     )
 
-    def precise_kinds():  # kinds(0.25) with the statistics averaged over fresh patches
+    def precise_kinds(keep=False):  # kinds(0.25), statistics averaged over fresh patches
         saved = [
             [keras.ops.convert_to_numpy(v) for v in layer.non_trainable_weights] for layer in layers
         ]
@@ -138,6 +142,8 @@ def main():
             for layer in layers:
                 layer.momentum = batch / (batch + 1)  # the plain average of the batches
             model(fresh[batch][0], training=True)
+        if keep:
+            return None
         scores = kinds(0.25)[0]
         for layer, values in zip(layers, saved, strict=True):
             layer.momentum = args.momentum
@@ -148,7 +154,8 @@ def main():
     per_epoch, per_epoch_precise = [], []
 
     def diagnose(epoch, logs):
-        per_epoch.append([round(v, 3) for v in kinds(0.25)[0]])
+        (fluorescence, bright_field), pooled = kinds(0.25)
+        per_epoch.append([round(v, 3) for v in (fluorescence, bright_field, pooled)])
         if args.precise_batchnorm:
             per_epoch_precise.append([round(v, 3) for v in precise_kinds()])
 
@@ -157,9 +164,18 @@ def main():
         monitor="val_iou", mode="max", patience=args.epochs, restore_best_weights=True
     )
     start = time.perf_counter()
-    history = model.fit(
-        patches, epochs=args.epochs, callbacks=[validation, diagnosis, keep_best], verbose=0
-    )
+    callbacks = [validation, diagnosis] + ([keep_best] if args.keep == "best" else [])
+    history = model.fit(patches, epochs=args.epochs, callbacks=callbacks, verbose=0)
+    if args.refresh_batchnorm:  # the statistics of the kept weights, re-estimated and kept
+        fresh = uh.PatchDataset(
+            *splits["train"],
+            128,
+            16,
+            args.refresh_batchnorm,
+            seed=args.seed + 2000,
+            weights=uh.patch_weights([bright[i] for i in train], args.bright_field_share),
+        )
+        precise_kinds(keep=True)
     seconds = time.perf_counter() - start
     (fluorescence, bright_field), pooled = kinds(0.5)
     result = {
@@ -172,10 +188,12 @@ def main():
         "test IoU, fluorescence": round(fluorescence, 4),
         "test IoU, bright-field": round(bright_field, 4),
         "test IoU, all": round(pooled, 4),
-        "kept epoch": keep_best.best_epoch + 1,
+        "keep": args.keep,
+        "refresh_batchnorm": args.refresh_batchnorm,
+        "kept epoch": keep_best.best_epoch + 1 if args.keep == "best" else args.epochs,
         "val_iou": [round(v, 3) for v in history.history["val_iou"]],
         "bright-field validation images used": sum(id(raw[i]) in chosen for i in val if bright[i]),
-        "test IoU per epoch (fluorescence, bright-field)": per_epoch,
+        "test IoU per epoch (fluorescence, bright-field, all)": per_epoch,
         "precise_batchnorm": args.precise_batchnorm,
         "the same, statistics re-estimated": per_epoch_precise or None,
         "training_seconds": round(seconds),

@@ -297,6 +297,20 @@ def test_full_image_validation_logs_pooled_iou():
     assert logs["val_iou"] == pytest.approx((225 + 105) / (225 + 225))
 
 
+def test_refresh_batchnorm_sets_the_plain_average_of_the_batches():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(momentum=0.9)])
+    rng = np.random.default_rng(0)
+    batches = [(rng.normal(k, k + 1, (64, 3)).astype("float32"), None) for k in range(3)]
+    uh.refresh_batchnorm(model, batches, batches=2)  # the first two only
+    norm = model.layers[0]
+    inputs = [batch for batch, _ in batches[:2]]
+    mean = keras.ops.convert_to_numpy(norm.moving_mean)
+    variance = keras.ops.convert_to_numpy(norm.moving_variance)
+    np.testing.assert_allclose(mean, np.mean([x.mean(0) for x in inputs], 0), rtol=1e-5)
+    np.testing.assert_allclose(variance, np.mean([x.var(0) for x in inputs], 0), rtol=1e-4)
+    assert norm.momentum == 0.9
+
+
 # Counting -----------------------------------------------------------------------------------------
 
 
