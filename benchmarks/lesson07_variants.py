@@ -135,18 +135,11 @@ def main():
         saved = [
             [keras.ops.convert_to_numpy(v) for v in layer.non_trainable_weights] for layer in layers
         ]
-        for layer in layers:
-            for variable in layer.non_trainable_weights:  # moving mean and variance
-                variable.assign(np.zeros(variable.shape, "float32"))
-        for batch in range(len(fresh)):
-            for layer in layers:
-                layer.momentum = batch / (batch + 1)  # the plain average of the batches
-            model(fresh[batch][0], training=True)
+        uh.refresh_batchnorm(model, fresh, batches=len(fresh))  # the plain average of the batches
         if keep:
             return None
         scores = kinds(0.25)[0]
         for layer, values in zip(layers, saved, strict=True):
-            layer.momentum = args.momentum
             for variable, value in zip(layer.non_trainable_weights, values, strict=True):
                 variable.assign(value)
         return scores
