@@ -77,6 +77,10 @@ def main():
     parser.add_argument(
         "--refresh-batchnorm", type=int, default=0, help="patches, after training; 0: off"
     )
+    parser.add_argument(
+        "--ema", type=float, default=0.0, help="momentum of Adam's weight average; 0: off"
+    )
+    parser.add_argument("--no-diagnosis", action="store_true", help="skip the per-epoch test")
     parser.add_argument("--data", default=str(REPOSITORY / "data" / "nuclei"))
     args = parser.parse_args()
 
@@ -106,6 +110,14 @@ def main():
         1e-4, max(args.epochs - 1, 1) * steps, alpha=0.05, warmup_target=2e-3, warmup_steps=steps
     )
     uh.compile_unet(model, schedule, loss=uh.dice_cross_entropy_loss(1), clipnorm=1.0)
+    if args.ema:  # the same, with the weights replaced by their moving average after fit
+        model.compile(
+            optimizer=keras.optimizers.Adam(
+                schedule, clipnorm=1.0, use_ema=True, ema_momentum=args.ema
+            ),
+            loss=uh.dice_cross_entropy_loss(1),
+            metrics=uh.training_setup(1)["metrics"],
+        )
     validation = uh.FullImageValidation([raw[i] for i in val], y_val, seed=args.seed)
     chosen = {id(image) for image in validation.images}
 
@@ -147,6 +159,8 @@ def main():
     per_epoch, per_epoch_precise = [], []
 
     def diagnose(epoch, logs):
+        if args.no_diagnosis:
+            return
         (fluorescence, bright_field), pooled = kinds(0.25)
         per_epoch.append([round(v, 3) for v in (fluorescence, bright_field, pooled)])
         if args.precise_batchnorm:
@@ -183,6 +197,7 @@ def main():
         "test IoU, all": round(pooled, 4),
         "keep": args.keep,
         "refresh_batchnorm": args.refresh_batchnorm,
+        "ema": args.ema,
         "kept epoch": keep_best.best_epoch + 1 if args.keep == "best" else args.epochs,
         "val_iou": [round(v, 3) for v in history.history["val_iou"]],
         "bright-field validation images used": sum(id(raw[i]) in chosen for i in val if bright[i]),
