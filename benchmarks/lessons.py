@@ -112,8 +112,9 @@ def step_seconds(backend, onednn):
     return float(next(line for line in out.splitlines() if line.startswith("STEP")).split()[1])
 
 
-def run_lesson(lesson, backend, seed, onednn):
-    """Execute one lesson with papermill; return its record (times, memory, metrics)."""
+def run_lesson(lesson, backend, seed, onednn, settings=None):
+    """Execute one lesson with papermill, ``settings`` (parameters) changed besides ``SEED``;
+    return its record (times, memory, metrics)."""
     import nbformat
     import papermill
 
@@ -135,7 +136,7 @@ def run_lesson(lesson, backend, seed, onednn):
         start = time.perf_counter()
         try:
             papermill.execute_notebook(
-                source, output, parameters={"SEED": seed}, cwd=str(NOTEBOOKS),
+                source, output, parameters={**(settings or {}), "SEED": seed}, cwd=str(NOTEBOOKS),
                 kernel_name="python3", progress_bar=False,
             )  # fmt: skip
         except papermill.PapermillExecutionError:
@@ -167,6 +168,7 @@ def run_lesson(lesson, backend, seed, onednn):
         "backend": backend,
         "onednn": onednn,
         "seed": seed,
+        "settings": settings or {},
         "wall_seconds": round(wall, 1),
         "training_seconds": round(training, 1),
         "peak_gb": round(report["peak_bytes"] / 2**30, 2) if report.get("peak_bytes") else None,
@@ -193,6 +195,7 @@ def tables(records):
     ]
     # One row per lesson and backend: its first seed-0 run with oneDNN made on a quiet machine, else
     # its first one made alongside other jobs (marked; its step time was measured under that load).
+    records = [record for record in records if not record.get("settings")]  # defaults only
     first = {}
     for record in records:
         key = (record["lesson"], record["backend"])
@@ -242,6 +245,10 @@ def main():
     parser.add_argument("--onednn", nargs="*", type=int, default=[1], help="1 default, 0 off")
     parser.add_argument("--table", action="store_true", help="print the tables and stop")
     parser.add_argument(
+        "--set", default="{}", help='other parameters as JSON, e.g. \'{"BASE_FILTERS": 12}\'; '
+        "such runs are kept out of the tables of the defaults",
+    )  # fmt: skip
+    parser.add_argument(
         "--alongside", action="store_true", help="other jobs share the machine: the metrics count "
         "in the spreads, the times only where no quiet run exists",
     )  # fmt: skip
@@ -256,7 +263,7 @@ def main():
             about = machine(backend, onednn)
             for lesson in lessons:
                 for seed in args.seeds:
-                    record = run_lesson(lesson, backend, seed, onednn)
+                    record = run_lesson(lesson, backend, seed, onednn, json.loads(args.set))
                     record["machine"] = about
                     record["alongside"] = args.alongside
                     with RESULTS.open("a") as results:
