@@ -11,18 +11,20 @@ import os
 
 import pytest
 
+# One thread each (above); and glibc (Linux) keeps large freed buffers instead of handing them back
+# to the OS for the next training step to fault in again: a lesson-07 step (batch 16, one thread)
+# took 1.76 s with 2,800 page faults against 1.93 s with 55,600. Other systems ignore the MALLOC_
+# variables. The kernels and lesson runs a worker starts inherit all of these.
+WORKER_ENVIRONMENT = {
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MALLOC_MMAP_THRESHOLD_": "4294967296",
+    "MALLOC_TRIM_THRESHOLD_": "4294967296",
+    "MALLOC_TOP_PAD_": "536870912",
+}
 if os.environ.get("PYTEST_XDIST_WORKER"):  # set by pytest-xdist before it loads this file
-    for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-        os.environ.setdefault(variable, "1")  # inherited by the kernels and lesson runs
-    # glibc (Linux) hands every large freed buffer back to the OS, and the next training step
-    # faults it in again: 55,600 page faults and 0.13 s of system time per lesson-07 step (batch
-    # 16, one thread), 1.93 s a step. Kept: 2,800 faults, 0.007 s, 1.76 s a step. Other systems
-    # ignore these variables; the arithmetic is the same.
-    for variable, value in (
-        ("MALLOC_MMAP_THRESHOLD_", "4294967296"),
-        ("MALLOC_TRIM_THRESHOLD_", "4294967296"),
-        ("MALLOC_TOP_PAD_", "536870912"),
-    ):
+    for variable, value in WORKER_ENVIRONMENT.items():
         os.environ.setdefault(variable, value)
 
 # About the seconds each took in CI on the two workers (``--durations``, its cells added up), so

@@ -5,6 +5,7 @@ Run by hand, not by pytest (a run of every lesson takes many minutes):
     .venv/bin/python benchmarks/lessons.py                       # every lesson, TensorFlow, seed 0
     .venv/bin/python benchmarks/lessons.py --lessons 07 --seeds 0 1 2 3 4 --onednn 1 0
     .venv/bin/python benchmarks/lessons.py --backends jax torch --lessons 04 07 --seeds 0 1
+    .venv/bin/python benchmarks/lessons.py --lessons 07 --set '{"BASE_FILTERS": 12}'  # a probe
     .venv/bin/python benchmarks/lessons.py --table               # tables from results so far
 
 Each run executes a lesson top to bottom with papermill in a fresh kernel, in ``notebooks/`` (so it
@@ -189,13 +190,13 @@ def machine(backend, onednn):
 
 def tables(records):
     """The README's tables: time and memory at the defaults; the spread of each headline."""
+    records = [record for record in records if not record.get("settings")]  # defaults only
     lines = [
         "| lesson | backend | wall | training | peak memory | machine |",
         "|---|---|---|---|---|---|",
     ]
     # One row per lesson and backend: its first seed-0 run with oneDNN made on a quiet machine, else
     # its first one made alongside other jobs (marked; its step time was measured under that load).
-    records = [record for record in records if not record.get("settings")]  # defaults only
     first = {}
     for record in records:
         key = (record["lesson"], record["backend"])
