@@ -17,9 +17,8 @@ import pytest
 # instead: one epoch of lesson 07's fit on one thread took 44.6 s with 0.3 s of system time and
 # 71,000 page faults, against 55.0 s, 8.0 s and 3.2 million with glibc's MALLOC_ variables and
 # MALLOC_ARENA_MAX=1 (the MALLOC_ variables alone help a bare train_on_batch: 1.76 s a step
-# against 1.93 s). Other systems and
-# backends ignore what they do not read. The kernels and lesson runs a worker starts inherit all
-# of these.
+# against 1.93 s). Other systems and backends ignore what they do not read. The kernels and
+# lesson runs a worker starts inherit all of these.
 WORKER_ENVIRONMENT = {
     "TF_NUM_INTRAOP_THREADS": "1",
     "TF_NUM_INTEROP_THREADS": "1",
