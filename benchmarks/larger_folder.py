@@ -61,8 +61,10 @@ def run_lesson(lesson, data_dir, work, settings=None):
     source, output = work / f"source_{path.name}", work / f"run_{path.name}"
     nbformat.write(notebook, source)
     parameters = {"DATA_DIR": str(data_dir), **(settings or {})}
+    # The model (and lesson 08's exports) go to the work folder, not over the lesson's own files.
+    parameters["MODEL_PATH"] = str(work / f"{lesson}.keras")
     if lesson == "08":
-        parameters |= {"MODEL_PATH": str(work / "08.keras"), "EXPORT_DIR": str(work / "exports")}
+        parameters["EXPORT_DIR"] = str(work / "exports")
     start = time.perf_counter()
     papermill.execute_notebook(
         source, output, parameters=parameters, cwd=str(path.parent), kernel_name="python3",

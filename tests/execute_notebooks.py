@@ -27,7 +27,7 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
 STORED_ARITHMETIC = {"TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
-def execute_in_place(path, timeout=900):
+def execute_in_place(path, timeout=1800):
     """Run a notebook in a fresh kernel, write it back with its new outputs; return the seconds."""
     path = Path(path).resolve()
     notebook = nbformat.read(path, as_version=4)
