@@ -13,7 +13,10 @@ they are or averaged over 4 or 8 flips of the whole image (mirrors, then also th
 ``uh.refresh_batchnorm`` over N fresh batches of 16 training patches (seed ``--seed`` + 1, half of
 them bright-field), instead of the lesson's 20. One JSON line per model and setting is appended to
 ``--records`` (default ``benchmarks/lesson07_flips.jsonl``): pooled IoU per part, threshold and
-kind of image.
+kind of image, and the true-positive, false-positive and false-negative pixels of each bright-field
+image at threshold 0.5. With several ``--thresholds`` (0.5 among them) it also chooses a threshold
+for each kind of image on the validation images and scores the test images with them.
+``--figure PATH`` draws the bright-field test images' errors at 0.5 for each model.
 """
 
 import argparse
@@ -56,6 +59,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0, help="the SEED the model was trained with")
     parser.add_argument("--thresholds", nargs="*", type=float, default=[0.4, 0.5])
     parser.add_argument("--records", default=Path(__file__).parent / "lesson07_flips.jsonl")
+    parser.add_argument("--figure", help="PNG of the bright-field images' errors, a row per model")
     args = parser.parse_args()
     images, masks, stems = uh.load_images(DATA_DIR, n_classes=1, channels=1)
     files = uh.image_files(DATA_DIR)
@@ -69,6 +73,7 @@ def main():
         part: [position[id(image)] for image in splits[part][0]] for part in ("validation", "test")
     }
     train_bright = [bright_field[position[id(image)]] for image in splits["train"][0]]
+    error_maps = {}  # model name -> [(stem, RGB map: green found, red false, blue missed)]
     for path in args.models:
         for batches in args.refresh_batches:
             model = keras.models.load_model(path)
@@ -86,6 +91,7 @@ def main():
             for flips in args.flips:
                 start = time.perf_counter()
                 record["flips"] = flips
+                counts = {}  # (part, kind, threshold) -> [TP, FP, FN] pixels
                 for part, indices in parts.items():
                     probabilities = [flipped_prediction(model, raw[i], flips) for i in indices]
                     for threshold in args.thresholds:
@@ -101,10 +107,77 @@ def main():
                                 [predictions[k] for k in picked],
                             )
                             record[f"{part} IoU, {kind}, threshold {threshold}"] = round(iou, 4)
+                            counts[part, kind, threshold] = pixel_counts(
+                                [masks[indices[k]] for k in picked],
+                                [predictions[k] for k in picked],
+                            )  # fmt: skip
+                        for k, index in enumerate(indices):
+                            if not bright_field[index] or threshold != 0.5:
+                                continue
+                            truth, found = masks[index][..., 0] > 0, predictions[k][..., 0] > 0
+                            name = f"{part} pixels TP/FP/FN, {stems[index]}, threshold {threshold}"
+                            record[name] = pixel_counts([truth], [found])
+                            if part == "test":
+                                error_maps.setdefault(Path(path).name, []).append(
+                                    (stems[index], np.stack([found & ~truth, found & truth,
+                                                             ~found & truth], axis=-1))
+                                )  # fmt: skip
+                if len(args.thresholds) > 1:
+                    record |= per_kind_thresholds(counts, args.thresholds)
                 record["seconds"] = round(time.perf_counter() - start, 1)
                 with open(args.records, "a") as results:
                     results.write(json.dumps(record) + "\n")
                 print(json.dumps(record), flush=True)
+    if args.figure:
+        draw_errors(error_maps, args.figure)
+
+
+def pixel_counts(masks, predictions):
+    """[TP, FP, FN] foreground pixels summed over lists of masks and predicted class ids."""
+    totals = np.zeros(3, np.int64)
+    for mask, predicted in zip(masks, predictions, strict=True):
+        truth, found = np.asarray(mask) > 0, np.asarray(predicted) > 0
+        totals += [np.sum(found & truth), np.sum(found & ~truth), np.sum(~found & truth)]
+    return totals.tolist()
+
+
+def per_kind_thresholds(counts, thresholds):
+    """Each kind's threshold chosen on its validation images, then the pooled test IoU with both
+    chosen, and with the bright-field one chosen and fluorescence left at 0.5."""
+    iou = lambda tp, fp, fn: tp / max(tp + fp + fn, 1)  # noqa: E731
+    chosen = {
+        kind: max(thresholds, key=lambda t: iou(*counts["validation", kind, t]))
+        for kind in ("fluorescence", "bright-field")
+    }
+    record = {"thresholds chosen on validation": chosen}
+    for name, fluorescence in (
+        ("both chosen", chosen["fluorescence"]),
+        ("bright-field chosen", 0.5),
+    ):
+        test = np.add(counts["test", "fluorescence", fluorescence],
+                      counts["test", "bright-field", chosen["bright-field"]])  # fmt: skip
+        record[f"test IoU, all, {name}"] = round(iou(*test), 4)
+    return record
+
+
+def draw_errors(error_maps, path):
+    """A row per model, a column per bright-field test image: green found, red false, blue
+    missed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, columns = len(error_maps), max(len(maps) for maps in error_maps.values())
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 4 * rows), squeeze=False)
+    for row, (name, maps) in enumerate(error_maps.items()):
+        for column, (stem, rgb) in enumerate(maps[:columns]):
+            axes[row, column].imshow(rgb.astype(np.float32))
+            axes[row, column].set_title(f"{name}\n{stem}", fontsize=8)
+            axes[row, column].axis("off")
+    fig.suptitle("bright-field test images: green found, red false, blue missed", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=40)
 
 
 if __name__ == "__main__":
