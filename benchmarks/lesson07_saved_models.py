@@ -16,7 +16,8 @@ them bright-field), instead of the lesson's 20. One JSON line per model and sett
 kind of image, and the true-positive, false-positive and false-negative pixels of each bright-field
 image at threshold 0.5. With several ``--thresholds`` (0.5 among them) it also chooses a threshold
 for each kind of image on the validation images and scores the test images with them.
-``--figure PATH`` draws the bright-field test images' errors at 0.5 for each model.
+``--figure PATH`` draws the bright-field test images' errors at 0.5, a row per model (its first
+setting).
 """
 
 import argparse
@@ -117,7 +118,8 @@ def main():
                             truth, found = masks[index][..., 0] > 0, predictions[k][..., 0] > 0
                             name = f"{part} pixels TP/FP/FN, {stems[index]}, threshold {threshold}"
                             record[name] = pixel_counts([truth], [found])
-                            if part == "test":
+                            first = (flips, batches) == (args.flips[0], args.refresh_batches[0])
+                            if part == "test" and first:  # one row per model
                                 error_maps.setdefault(Path(path).name, []).append(
                                     (stems[index], np.stack([found & ~truth, found & truth,
                                                              ~found & truth], axis=-1))
