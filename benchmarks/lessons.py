@@ -44,6 +44,7 @@ HEADLINES = {
         "test IoU, bright-field": "bright_field_iou",
         "test IoU, all": "test_iou",
         "largest merge (nuclei)": "covered",
+        "validation IoU": "validation_iou[0.5]",  # whole validation images, threshold 0.5
     },
     "08": {
         "F1@0.5, interiors grown": "headline_f1",
