@@ -1,10 +1,10 @@
 """Shared code for the unet-from-blocks lessons: U-Net blocks, ``build_unet``, data, metrics, plots.
 
 Each name is introduced by a lesson and lives here once, in lesson order; its docstring's first
-sentence ends "(lesson NN.S)": section S of lesson NN first calls (or names) it. Plumbing the
-lessons need not read (folder checks and readers, the synthetic-data renderer, fixes for Keras on
-PyTorch, colours, figure drawing, file writers) is in unet_support.py, which never imports this
-module; the names of it the lessons call are imported here. ``import keras`` only: any backend.
+sentence ends "(lesson NN.S)": section S of lesson NN first calls (or names) it. What the lessons
+need not read (input checks, folder readers, array plumbing, the synthetic-data renderer, Keras
+fixes, figure drawing, file writers) is in unet_support.py, which never imports this module; the
+names of it the lessons call are imported here. ``import keras`` only: any backend.
 
 Contents, by the lesson that introduces each name; a name in parentheses is used by the one
 before it (tests/test_lint.py checks each public name is listed once, under its tag's lesson):
@@ -39,8 +39,6 @@ objects (08). ``n_classes`` counts the head's channels (1 = binary), ``n_labels`
 in the masks (binary = 2): ``mask_classes(n_classes)`` converts the first into the second.
 """
 
-from pathlib import Path
-
 import keras
 import numpy as np
 from keras import layers
@@ -53,6 +51,7 @@ from unet_support import (
     ObjectSettings,
     RandomRotation,
     SparseCategoricalCrossentropy,
+    augmentation_outcomes,
     colorize_mask,
     ensure_dataset,
     image_files,
@@ -185,29 +184,7 @@ def compile_unet(model, learning_rate=1e-3, loss=None, clipnorm=None):
     ``loss`` replaces the default loss; binary cross-entropy on a softmax head is refused."""
     n_classes = int(model.output_shape[-1])  # the head's channels
     setup = training_setup(n_classes)
-    activation = getattr(model.layers[-1], "activation", None)
-    activation_name = getattr(activation, "__name__", str(activation))
-    if activation_name != setup["activation"]:
-        raise ValueError(
-            f"the model has {n_classes} output channel(s) and a {activation_name} head, but "
-            f"{n_classes} channel(s) need {setup['activation']}. Build it with "
-            f"build_unet(..., n_classes={n_classes}) so the head matches."
-        )
-    resolved = loss
-    if isinstance(loss, str):
-        try:
-            resolved = keras.losses.get(loss)
-        except ValueError:  # a name only model.compile knows, such as "crossentropy"
-            resolved = None
-    if n_classes > 1 and getattr(resolved, "fn", resolved) is keras.losses.binary_crossentropy:
-        raise ValueError(
-            f"binary_crossentropy scores each of the {n_classes} softmax channels as an "
-            f"independent yes/no question, but a softmax head gives one class per pixel. For "
-            f"masks of class ids 0..{n_classes - 1} leave loss=None (sparse categorical "
-            f"cross-entropy) or use uh.dice_cross_entropy_loss({n_classes}). Multi-label masks "
-            f"(classes that overlap) need {n_classes} sigmoid channels: build and compile that "
-            f"model by hand with model.compile."
-        )
+    support.check_head_and_loss(model, setup["activation"], loss)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
         loss=loss if loss is not None else setup["loss"],
@@ -258,31 +235,14 @@ def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1):
 # --- Data: loading, tiles, split, pictures (lessons 04-07) ----------------------------------------
 
 
-def _check_channels(channels, allowed=(None, 1, 3)):
-    """Raise a ValueError unless ``channels`` is 1 (grayscale) or 3 (RGB)."""
-    if channels not in allowed:
-        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB); got {channels!r}.")
-
-
 def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"):
     """float32 (H, W, C) in [0, 1] between the image's percentiles (None: its type's maximum;
     "auto": percentiles for grayscale only) (lesson 07.2); ``channels`` 1 or 3 converts;
     ``invert="auto"`` inverts grayscale on a bright background."""
-    array = np.asarray(image)
-    maximum = np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1.0
-    if array.dtype.kind == "i" and array.max(initial=0) <= 65535:
-        maximum = 65535  # Pillow reads 16-bit PNGs as int32
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
-        raise ValueError(
-            f"an image must be (H, W) grayscale or (H, W, C) with 1, 3 or 4 channels; got shape "
-            f"{array.shape}. Read files with uh.read_image."
-        )
-    _check_channels(channels)
+    array, maximum = support.image_array(image)
+    support.check_channels(channels)
     if invert not in ("auto", True, False):
         raise ValueError(f'invert must be "auto", True or False; got {invert!r}.')
-    array = array[..., :3].astype(np.float32)  # RGBA: drop alpha
     gray = array.shape[-1] == 1 or bool(np.all(array == array[..., :1]))
     if isinstance(percentiles, str):  # lesson 05: its colour classes keep absolute values
         if percentiles != "auto":
@@ -317,33 +277,16 @@ def bright_background(image):
 def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None):
     """Full-resolution ``(images, masks, stems)`` (lesson 07.1): float32 images normalised by
     ``normalize_image``, uint8 (H, W, 1) class ids; ``mask_values``: each class's value in files."""
-    _check_channels(channels, (1, 3))
+    support.check_channels(channels, (1, 3))
     pictures, masks, stems = support.read_pairs(directory, n_classes, mask_values)
     return [normalize_image(p, channels, percentiles) for p in pictures], masks, stems
-
-
-def _pad_to_at_least(array, size):
-    """Reflect-pad the first two axes at the bottom and right up to ``size``; larger stays as is."""
-    array = np.asarray(array)
-    extra = [(0, max(size - length, 0)) for length in array.shape[:2]]
-    if not any(after for _, after in extra):
-        return array
-    return np.pad(array, extra + [(0, 0)] * (array.ndim - 2), mode="reflect")
-
-
-def _tile_starts(length, tile_size, stride):
-    """Start offsets of ``tile_size`` tiles that cover ``length``, the last flush with the end."""
-    if length <= tile_size:
-        return [0]
-    starts = list(range(0, length - tile_size, stride))
-    return starts + [length - tile_size]
 
 
 def cut_tiles(array, tile_size):
     """``tile_size`` tiles (n, tile_size, tile_size, ...) covering an array (lesson 04.1): none
     resized, small arrays reflect-padded, the last tiles overlapping their neighbours."""
-    array = _pad_to_at_least(array, tile_size)
-    tops, lefts = (_tile_starts(length, tile_size, tile_size) for length in array.shape[:2])
+    array = support.pad_to_at_least(array, tile_size)
+    tops, lefts = (support.tile_starts(length, tile_size, tile_size) for length in array.shape[:2])
     return np.stack([array[t : t + tile_size, s : s + tile_size] for t in tops for s in lefts])
 
 
@@ -362,12 +305,7 @@ def load_dataset(
 def class_pixel_fractions(masks, n_classes):
     """Fraction of all pixels per class id (binary: [background, foreground]) (lesson 04.1)."""
     labels = mask_classes(n_classes)
-    masks = np.asarray(masks).ravel()
-    if masks.size and (masks.min() < 0 or masks.max() >= labels):
-        raise ValueError(
-            f"mask values {sorted(set(np.unique(masks).tolist()))} fall outside 0..{labels - 1} "
-            f"for n_classes={n_classes}: load masks with uh.load_dataset, which checks them."
-        )
+    masks = support.check_class_ids(np.asarray(masks).ravel(), n_classes, labels)
     counts = np.bincount(masks.astype(np.int64), minlength=labels)
     return counts / max(counts.sum(), 1)
 
@@ -380,19 +318,9 @@ def split_dataset(
     count = len(images)
     groups = np.arange(count) if groups is None else groups
     strata = np.zeros(count, int) if strata is None else strata
-    if not len(masks) == len(groups) == len(strata) == count:
-        raise ValueError(
-            f"got {count} images, {len(masks)} masks, {len(groups)} groups and {len(strata)} "
-            f"strata: give one of each per image."
-        )
-    fractions = (validation_fraction, test_fraction)
-    if min(fractions) <= 0 or sum(fractions) >= 1:
-        raise ValueError(f"fractions must be > 0 and leave images for training; got {fractions}.")
     names, group_of = np.unique(np.asarray(groups), return_inverse=True)
-    if len(names) < 3:
-        raise ValueError(
-            f"need at least 3 images to split into train, validation and test; got {len(names)}."
-        )
+    lengths = (len(masks), len(groups), len(strata))
+    support.check_split(count, lengths, (validation_fraction, test_fraction), len(names))
     group_stratum = np.zeros(len(names), int)
     group_stratum[group_of] = np.unique(np.asarray(strata), return_inverse=True)[1]
     rng = np.random.default_rng(seed)
@@ -420,58 +348,21 @@ def split_dataset(
 def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_names=None):
     """A row per example: image, true mask, (prediction, errors), overlay; the figure (lesson 04.1).
     ``predictions`` may be probabilities or class ids."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
     count = min(count, len(images))
-    columns = ["image", "true mask"]
+    truths = [np.asarray(mask)[..., 0] if np.ndim(mask) == 3 else mask for mask in masks[:count]]
+    predicted_ids = ious = None
     if predictions is not None:
-        columns += ["prediction", "errors"]
         predicted_ids = np.asarray(predictions[:count])
         if np.issubdtype(predicted_ids.dtype, np.floating):  # probabilities -> class ids
             predicted_ids = predicted_classes(predicted_ids)
         predicted_ids = predicted_ids[..., 0]
-    columns.append("overlay (true)")
-    figure, axes = plt.subplots(
-        count, len(columns), figsize=(2.2 * len(columns), 2.2 * count + 0.3), squeeze=False
-    )
-    for row in range(count):
-        image = np.asarray(images[row], dtype=np.float32)
-        truth = np.asarray(masks[row])[..., 0] if np.ndim(masks[row]) == 3 else masks[row]
-        panels = [image[..., 0] if image.shape[-1] == 1 else image, colorize_mask(truth, n_classes)]
-        titles = list(columns)
-        if predictions is not None:
-            predicted = predicted_ids[row]
-            errors = np.zeros(truth.shape + (3,))
-            errors[predicted != truth] = (1.0, 0.2, 0.2)  # red (binary: false positives)
-            if n_classes == 1:
-                errors[(predicted == 0) & (truth == 1)] = (0.2, 0.5, 1.0)  # false negative: blue
-            titles[3] = "errors (FP red, FN blue)" if n_classes == 1 else "errors (red)"
-            labels = mask_classes(n_classes)
-            iou = mean_iou(truth, predicted, labels, include_background=n_classes > 1)
-            titles[2] = "prediction" + ("" if np.isnan(iou) else f" (IoU {iou:.2f})")
-            panels += [colorize_mask(predicted, n_classes), errors]
-        panels.append(support.overlay(image, truth, n_classes))
-        for column, (axis, panel) in enumerate(zip(axes[row], panels, strict=False)):
-            axis.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=1)
-            axis.set(xticks=[], yticks=[])
-            if row == 0:
-                axis.set_title(titles[column], fontsize=8)
-            elif predictions is not None and column == 2:
-                axis.set_title(titles[2].replace("prediction", "").strip(), fontsize=8)
-    if n_classes > 1:
-        names = class_names or ["background"] + [f"class {i}" for i in range(1, n_classes)]
-        if len(names) != n_classes:
-            raise ValueError(
-                f"got {len(names)} class_names for n_classes={n_classes}: one a class."
-            )
-        handles = [
-            Patch(facecolor=colour, edgecolor="0.5", label=f"{i} {name}")
-            for i, (colour, name) in enumerate(zip(support.palette(n_classes), names, strict=True))
+        labels, background = mask_classes(n_classes), n_classes > 1
+        ious = [
+            mean_iou(t, p, labels, background) for t, p in zip(truths, predicted_ids, strict=True)
         ]
-        figure.legend(handles=handles, loc="lower center", ncol=min(n_classes, 6), fontsize=8)
-    figure.tight_layout(rect=(0, 0.06 if n_classes > 1 else 0, 1, 1))
-    return figure
+    return support.draw_examples(
+        images[:count], truths, predicted_ids, ious, n_classes, class_names
+    )
 
 
 # --- Metrics: confusion matrix, IoU, Dice, training metrics and losses, plots (lessons 04-06) -----
@@ -493,19 +384,12 @@ def pixel_accuracy(y_true, y_pred):
     return float(np.mean(y_true == y_pred)) if y_true.size else float("nan")
 
 
-def _ratio_or_nan(numerator, denominator):
-    """numerator / denominator, NaN where the denominator is 0 (class absent from both masks)."""
-    result = np.full(np.shape(denominator), np.nan)
-    np.divide(numerator, denominator, out=result, where=denominator > 0)
-    return result
-
-
 def per_class_iou(y_true, y_pred, n_labels):
     """IoU = TP / (TP + FP + FN) per class, float64; NaN for a class in no mask (lesson 04.5)."""
     matrix = confusion_matrix(y_true, y_pred, n_labels)
     true_positives = np.diag(matrix)
     union = matrix.sum(axis=0) + matrix.sum(axis=1) - true_positives
-    return _ratio_or_nan(true_positives, union)
+    return support.ratio_or_nan(true_positives, union)
 
 
 def per_class_dice(y_true, y_pred, n_labels):
@@ -513,14 +397,7 @@ def per_class_dice(y_true, y_pred, n_labels):
     (lesson 06.3)."""
     matrix = confusion_matrix(y_true, y_pred, n_labels)
     true_positives = np.diag(matrix)
-    return _ratio_or_nan(2 * true_positives, matrix.sum(axis=0) + matrix.sum(axis=1))
-
-
-def _nanmean_or_nan(values):
-    """Mean of the non-NaN values; NaN (without a warning) when there are none."""
-    values = np.asarray(values, dtype=np.float64)
-    defined = values[~np.isnan(values)]
-    return float(defined.mean()) if defined.size else float("nan")
+    return support.ratio_or_nan(2 * true_positives, matrix.sum(axis=0) + matrix.sum(axis=1))
 
 
 def mean_iou(y_true, y_pred, n_labels, include_background=True):
@@ -531,7 +408,7 @@ def mean_iou(y_true, y_pred, n_labels, include_background=True):
         if n_labels == 1:
             raise ValueError("include_background=False with n_labels=1 leaves no class to mean.")
         iou = iou[1:]
-    return _nanmean_or_nan(iou)
+    return support.nanmean_or_nan(iou)
 
 
 def per_image_iou(y_true, y_pred, class_id=1):
@@ -544,7 +421,7 @@ def per_image_iou(y_true, y_pred, class_id=1):
     predicted = (y_pred == class_id).reshape(len(y_pred), pixels)
     intersection = np.sum(truth & predicted, axis=1)
     union = np.sum(truth | predicted, axis=1)
-    return _ratio_or_nan(intersection, union)
+    return support.ratio_or_nan(intersection, union)
 
 
 def iou_table(y_true, y_pred, n_labels, class_names=None):
@@ -556,7 +433,7 @@ def iou_table(y_true, y_pred, n_labels, class_names=None):
     matrix = confusion_matrix(y_true, y_pred, n_labels)
     iou = per_class_iou(y_true, y_pred, n_labels)
     dice = per_class_dice(y_true, y_pred, n_labels)
-    share = _ratio_or_nan(matrix.sum(axis=1), np.full(n_labels, matrix.sum()))
+    share = support.ratio_or_nan(matrix.sum(axis=1), np.full(n_labels, matrix.sum()))
     width = max(len(name) for name in class_names + ["class", "mean"])
 
     def number(value):
@@ -565,7 +442,7 @@ def iou_table(y_true, y_pred, n_labels, class_names=None):
     lines = [f"{'class':<{width}} {'IoU':>6} {'Dice':>6} {'share':>6}"]
     for name, row in zip(class_names, zip(iou, dice, share, strict=True), strict=True):
         lines.append(f"{name:<{width}} " + " ".join(f"{number(v):>6}" for v in row))
-    means = (_nanmean_or_nan(iou), _nanmean_or_nan(dice))
+    means = (support.nanmean_or_nan(iou), support.nanmean_or_nan(dice))
     lines.append(f"{'mean':<{width}} " + " ".join(f"{number(v):>6}" for v in means))
     return "\n".join(lines)
 
@@ -682,31 +559,6 @@ def augmentation(rotation=True, seed=None):
     return layers.Pipeline(steps, name="augmentation")
 
 
-def augmentation_outcomes(augment, count=400, size=64):
-    """``(mirrored, angles)`` of ``count`` draws of ``augment`` (lesson 07.4), read from three dots:
-    a negative determinant of their 2x2 map is a mirror image, its turn the angle."""
-    from scipy import ndimage
-
-    center = (size - 1) / 2
-    dots = np.array([(-12.0, 4.0), (3.0, 14.0), (9.0, -10.0)])  # (row, column) from the centre
-    rows, cols = np.mgrid[:size, :size]
-    mask = np.zeros((size, size, 1), np.float32)
-    for label, (dy, dx) in enumerate(dots, start=1):
-        mask[(rows - center - dy) ** 2 + (cols - center - dx) ** 2 <= 6, 0] = label
-    batch = np.repeat(mask[None], count, axis=0)
-    moved = augment({"images": batch, "segmentation_masks": batch}, training=True)
-    moved = np.rint(keras.ops.convert_to_numpy(moved["segmentation_masks"]))[..., 0]
-    mirrored, angles = [], []
-    for picture in moved:
-        found = np.array(ndimage.center_of_mass(picture > 0, picture, [1, 2, 3])) - center
-        linear = np.linalg.lstsq(dots, found, rcond=None)[0].T  # found = dots @ linear.T
-        mirrored.append(bool(np.linalg.det(linear) < 0))
-        if mirrored[-1]:
-            linear = linear @ np.diag([1.0, -1.0])  # undo a mirror (columns) to read the turn
-        angles.append(np.degrees(np.arctan2(linear[1, 0], linear[0, 0])))
-    return np.array(mirrored), np.array(angles)
-
-
 def patch_weights(rare, share):
     """Per-image weights for ``PatchDataset``: the images flagged ``rare`` together get ``share`` of
     the patches, the others the rest (lesson 07.4). None (every image alike) if all are one kind."""
@@ -734,14 +586,9 @@ class PatchDataset(keras.utils.PyDataset):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if len(images) != len(masks) or not len(images):
-            raise ValueError(f"got {len(images)} images and {len(masks)} masks: give pairs.")
-        weights = np.ones(len(images)) if weights is None else np.asarray(weights, float)
-        if weights.shape != (len(images),) or not (weights >= 0).all() or not weights.sum() > 0:
-            raise ValueError(f"weights: one non-negative number per image ({len(images)}).")
-        self.weights = weights / weights.sum()
-        self.images = [_pad_to_at_least(image, patch_size) for image in images]
-        self.masks = [_pad_to_at_least(mask, patch_size) for mask in masks]
+        self.weights = support.image_weights(images, masks, weights)
+        self.images = [support.pad_to_at_least(image, patch_size) for image in images]
+        self.masks = [support.pad_to_at_least(mask, patch_size) for mask in masks]
         self.patch_size = int(patch_size)
         self.batch_size = int(batch_size)
         self.patches_per_epoch = int(patches_per_epoch or max(384, 5 * len(images)))
@@ -785,22 +632,14 @@ def blending_window(tile_size):
 def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, percentiles=(1.0, 99.8)):
     """(H, W, K) probabilities of an image as read from its file, any size (lesson 07.6):
     ``normalize_image``, then overlapping tiles, ``batch_size`` at a time, blended: no seams."""
-    _, model_height, model_width, channels = model.input_shape
-    if tile_size is None:
-        if model_height is None or model_height != model_width:
-            raise ValueError(
-                "the model accepts any input size: pass tile_size, a multiple of 2**depth."
-            )
-        tile_size = model_height
-    if not 0 <= overlap < 1:
-        raise ValueError(f"overlap is a share of a tile, 0 <= overlap < 1; got {overlap!r}.")
-    normalized = normalize_image(image, channels, percentiles)
+    tile_size = support.check_tiling(model, tile_size, overlap)
+    normalized = normalize_image(image, model.input_shape[-1], percentiles)
     height, width = normalized.shape[:2]
     stride = max(1, tile_size - int(round(tile_size * overlap)))
     margin = (tile_size - stride) // 2  # the image's edge gets the centre of some tile
     padded = np.pad(normalized, [(margin, margin), (margin, margin), (0, 0)], mode="reflect")
-    padded = _pad_to_at_least(padded, tile_size)
-    tops, lefts = (_tile_starts(length, tile_size, stride) for length in padded.shape[:2])
+    padded = support.pad_to_at_least(padded, tile_size)
+    tops, lefts = (support.tile_starts(length, tile_size, stride) for length in padded.shape[:2])
     positions = [(top, left) for top in tops for left in lefts]
     window = blending_window(tile_size)[..., None]
     total = np.zeros(padded.shape[:2] + (int(model.output_shape[-1]),), np.float32)
@@ -901,22 +740,8 @@ def split_touching(mask, min_distance=4, min_size=0):
 
 def load_labels(directory, stems, masks):
     """True objects per stem: ``labels/<stem>.*``, or without labels/, ``masks`` (lesson 07.1)."""
-    folder = Path(directory) / "labels"
-    if not folder.is_dir():
-        return [count_objects(mask)[0].astype(np.int32) for mask in masks]
-    files = {path.stem: path for path in support.visible(folder)}
-    missing = [stem for stem in stems if stem not in files]
-    if missing:
-        raise FileNotFoundError(
-            f"no labels/ file for {support.short_list(missing)}: add them or remove labels/."
-        )
-    labels = [read_image(files[stem]).astype(np.int32) for stem in stems]
-    for stem, label, mask in zip(stems, labels, masks, strict=True):
-        if label.shape != mask.shape[:2]:
-            raise ValueError(
-                f"labels/{files[stem].name} is {label.shape}, its mask {mask.shape[:2]}."
-            )
-    return labels
+    labels = support.read_labels(directory, stems, [mask.shape[:2] for mask in masks])
+    return labels or [count_objects(mask)[0].astype(np.int32) for mask in masks]
 
 
 def interior_boundary_mask(labels):
@@ -938,32 +763,11 @@ DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2).tolist())
 _ERROR_KINDS = ("found", "merged", "split", "missed")
 
 
-def _sequential(labels):
-    """Label ids renumbered 1..n in increasing order, 0 kept: ``relabel_sequential`` with one
-    ``bincount`` (it sorts all pixels; this runs thousands of times in lesson 08's search)."""
-    labels = np.asarray(labels, np.int64).squeeze()
-    present = np.bincount(labels.ravel()) > 0
-    present[0] = False
-    return (np.cumsum(present) * present)[labels]
-
-
-def _object_overlaps(true_labels, predicted_labels):
-    """``(intersection, true_areas, predicted_areas, true, predicted)``: pixels shared by each true
-    (rows) and predicted object (columns) of the label images relabelled 1, 2, ... Counted densely
-    with ``bincount``: ``skimage.metrics.contingency_table`` gives the same table, sparse and
-    about 5x slower."""
-    true, predicted = _sequential(true_labels), _sequential(predicted_labels)
-    if true.shape != predicted.shape:
-        raise ValueError(f"label images differ in shape: {true.shape} and {predicted.shape}.")
-    rows, columns = true.max(initial=0) + 1, predicted.max(initial=0) + 1
-    pairs = np.bincount((true * columns + predicted).ravel(), minlength=rows * columns)
-    pairs = pairs.reshape(rows, columns)  # [true id, predicted id]
-    return pairs[1:, 1:], pairs[1:].sum(axis=1), pairs[:, 1:].sum(axis=0), true, predicted
-
-
 def object_iou(true_labels, predicted_labels):
     """IoU of every true object (rows) with every predicted one (columns), float64 (lesson 08.2)."""
-    intersection, true_areas, predicted_areas, *_ = _object_overlaps(true_labels, predicted_labels)
+    intersection, true_areas, predicted_areas, *_ = support.object_overlaps(
+        true_labels, predicted_labels
+    )
     return intersection / (true_areas[:, None] + predicted_areas[None, :] - intersection)
 
 
@@ -1005,7 +809,7 @@ def object_scores(true_list, predicted_list, threshold=0.5):
 def object_errors(true_labels, predicted_labels, threshold=0.5):
     """What became of each true object (``_ERROR_KINDS`` codes 1..4) (lesson 08.9), which predicted
     objects are false, and a ``map`` of those codes (5: false)."""
-    overlaps = _object_overlaps(true_labels, predicted_labels)
+    overlaps = support.object_overlaps(true_labels, predicted_labels)
     intersection, true_areas, predicted_areas, true, predicted = overlaps
     iou = intersection / (true_areas[:, None] + predicted_areas[None, :] - intersection)
     holds_half = intersection >= 0.5 * true_areas[:, None]  # true object half inside predicted

@@ -1,7 +1,8 @@
 """Plumbing for unet_helpers that the lessons need not read, kept apart so that unet_helpers.py
-reads as the lessons teach: the checks and readers of a data set folder, the synthetic-data
-renderer, fixes for Keras 3.15.1 on the PyTorch backend, class colours and the U-Net diagram,
-training-history and confusion-matrix figures, writers of label images and object tables.
+reads as the lessons teach: input checks, the readers of a data set folder, array plumbing
+(padding, tile positions, ratios, object overlaps), the synthetic-data renderer, fixes for Keras
+3.15.1 on the PyTorch backend, class colours, the U-Net diagram and the other figures, writers of
+label images and object tables.
 unet_helpers imports what the lessons call from here (tagged with the lesson, as there); this
 module never imports unet_helpers."""
 
@@ -12,7 +13,7 @@ import numpy as np
 from keras import layers
 from PIL import Image
 
-# --- Checks and readers of a data set folder ------------------------------------------------------
+# --- Input checks and readers of a data set folder ------------------------------------------------
 
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: Masks must be lossless: JPEG compression blurs edges and invents class ids that do not exist.
@@ -36,6 +37,94 @@ def check_whole_number(name, value):
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         hint = f": {_HINTS[name]}" if name in _HINTS else ""
         raise ValueError(f"{name} must be a whole number >= 1; got {value!r}{hint}.")
+
+
+def check_channels(channels, allowed=(None, 1, 3)):
+    """Raise a ValueError unless ``channels`` is 1 (grayscale) or 3 (RGB)."""
+    if channels not in allowed:
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB); got {channels!r}.")
+
+
+def check_class_ids(masks, n_classes, labels):
+    """``masks`` unchanged, or a ValueError naming the fix unless they hold ids 0..labels-1."""
+    if masks.size and (masks.min() < 0 or masks.max() >= labels):
+        raise ValueError(
+            f"mask values {sorted(set(np.unique(masks).tolist()))} fall outside 0..{labels - 1} "
+            f"for n_classes={n_classes}: load masks with uh.load_dataset, which checks them."
+        )
+    return masks
+
+
+def check_head_and_loss(model, activation, loss):
+    """Raise a ValueError naming the fix unless the model's head is ``activation`` and ``loss``
+    suits it: binary cross-entropy on a softmax head is refused."""
+    n_classes = int(model.output_shape[-1])
+    found = getattr(model.layers[-1], "activation", None)
+    found = getattr(found, "__name__", str(found))
+    if found != activation:
+        raise ValueError(
+            f"the model has {n_classes} output channel(s) and a {found} head, but "
+            f"{n_classes} channel(s) need {activation}. Build it with "
+            f"build_unet(..., n_classes={n_classes}) so the head matches."
+        )
+    resolved = loss
+    if isinstance(loss, str):
+        try:
+            resolved = keras.losses.get(loss)
+        except ValueError:  # a name only model.compile knows, such as "crossentropy"
+            resolved = None
+    if n_classes > 1 and getattr(resolved, "fn", resolved) is keras.losses.binary_crossentropy:
+        raise ValueError(
+            f"binary_crossentropy scores each of the {n_classes} softmax channels as an "
+            f"independent yes/no question, but a softmax head gives one class per pixel. For "
+            f"masks of class ids 0..{n_classes - 1} leave loss=None (sparse categorical "
+            f"cross-entropy) or use uh.dice_cross_entropy_loss({n_classes}). Multi-label masks "
+            f"(classes that overlap) need {n_classes} sigmoid channels: build and compile that "
+            f"model by hand with model.compile."
+        )
+
+
+def check_split(count, lengths, fractions, n_groups):
+    """Raise a ValueError naming the fix unless ``split_dataset`` can make three parts: one mask,
+    group and stratum per image (``lengths``), fractions > 0 leaving some for training."""
+    if any(length != count for length in lengths):
+        masks, groups, strata = lengths
+        raise ValueError(
+            f"got {count} images, {masks} masks, {groups} groups and {strata} "
+            f"strata: give one of each per image."
+        )
+    if min(fractions) <= 0 or sum(fractions) >= 1:
+        raise ValueError(f"fractions must be > 0 and leave images for training; got {fractions}.")
+    if n_groups < 3:
+        raise ValueError(
+            f"need at least 3 images to split into train, validation and test; got {n_groups}."
+        )
+
+
+def image_weights(images, masks, weights=None):
+    """Each image's chance to be picked, summing to 1 (None: alike), or a ValueError naming the
+    fix unless images and masks pair up and ``weights`` are one non-negative number per image."""
+    if len(images) != len(masks) or not len(images):
+        raise ValueError(f"got {len(images)} images and {len(masks)} masks: give pairs.")
+    weights = np.ones(len(images)) if weights is None else np.asarray(weights, float)
+    if weights.shape != (len(images),) or not (weights >= 0).all() or not weights.sum() > 0:
+        raise ValueError(f"weights: one non-negative number per image ({len(images)}).")
+    return weights / weights.sum()
+
+
+def check_tiling(model, tile_size, overlap):
+    """The tile side for ``model`` (None: its input's), or a ValueError naming the fix; ``overlap``
+    must be a share of a tile, 0 <= overlap < 1."""
+    _, height, width, _ = model.input_shape
+    if tile_size is None:
+        if height is None or height != width:
+            raise ValueError(
+                "the model accepts any input size: pass tile_size, a multiple of 2**depth."
+            )
+        tile_size = height
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap is a share of a tile, 0 <= overlap < 1; got {overlap!r}.")
+    return tile_size
 
 
 def short_list(names, cap=20):
@@ -85,6 +174,23 @@ def read_image(path):
             f"cannot read {Path(path).as_posix()}: the file is corrupt, truncated or not an image."
         )
     return _picture_array(picture)
+
+
+def image_array(image):
+    """``(array, maximum)``: an image as float32 (H, W, 1 or 3), alpha dropped, and the largest
+    value its type holds (1.0 for floats), or a ValueError naming the fix."""
+    array = np.asarray(image)
+    maximum = np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1.0
+    if array.dtype.kind == "i" and array.max(initial=0) <= 65535:
+        maximum = 65535  # Pillow reads 16-bit PNGs as int32
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+        raise ValueError(
+            f"an image must be (H, W) grayscale or (H, W, C) with 1, 3 or 4 channels; got shape "
+            f"{array.shape}. Read files with uh.read_image."
+        )
+    return array[..., :3].astype(np.float32), maximum
 
 
 def _mask_ids(picture):
@@ -288,6 +394,24 @@ def read_pairs(directory, n_classes=1, mask_values=None):
     if bad_values or mixed_files:
         raise _mask_value_error(n_classes, found, bad_values, mixed_files, mask_values)
     return images, masks, stems
+
+
+def read_labels(directory, stems, shapes):
+    """int32 label images ``labels/<stem>.*`` of the given (H, W) shapes; None without labels/."""
+    folder = Path(directory) / "labels"
+    if not folder.is_dir():
+        return None
+    files = {path.stem: path for path in visible(folder)}
+    missing = [stem for stem in stems if stem not in files]
+    if missing:
+        raise FileNotFoundError(
+            f"no labels/ file for {short_list(missing)}: add them or remove labels/."
+        )
+    labels = [read_image(files[stem]).astype(np.int32) for stem in stems]
+    for stem, label, shape in zip(stems, labels, shapes, strict=True):
+        if label.shape != shape:
+            raise ValueError(f"labels/{files[stem].name} is {label.shape}, its mask {shape}.")
+    return labels
 
 
 def check_label_masks(y_true, y_pred, n_labels=None):
@@ -513,6 +637,63 @@ def ensure_dataset(directory, task="binary", n_images=400, **generator_kwargs):
     return directory
 
 
+# --- Array plumbing: padding, tile positions, ratios with NaN, object overlaps --------------------
+
+
+def pad_to_at_least(array, size):
+    """Reflect-pad the first two axes at the bottom and right up to ``size``; larger stays as is."""
+    array = np.asarray(array)
+    extra = [(0, max(size - length, 0)) for length in array.shape[:2]]
+    if not any(after for _, after in extra):
+        return array
+    return np.pad(array, extra + [(0, 0)] * (array.ndim - 2), mode="reflect")
+
+
+def tile_starts(length, tile_size, stride):
+    """Start offsets of ``tile_size`` tiles that cover ``length``, the last flush with the end."""
+    if length <= tile_size:
+        return [0]
+    starts = list(range(0, length - tile_size, stride))
+    return starts + [length - tile_size]
+
+
+def ratio_or_nan(numerator, denominator):
+    """numerator / denominator, NaN where the denominator is 0 (class absent from both masks)."""
+    result = np.full(np.shape(denominator), np.nan)
+    np.divide(numerator, denominator, out=result, where=denominator > 0)
+    return result
+
+
+def nanmean_or_nan(values):
+    """Mean of the non-NaN values; NaN (without a warning) when there are none."""
+    values = np.asarray(values, dtype=np.float64)
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if defined.size else float("nan")
+
+
+def sequential_labels(labels):
+    """Label ids renumbered 1..n in increasing order, 0 kept: ``relabel_sequential`` with one
+    ``bincount`` (it sorts all pixels; this runs thousands of times in lesson 08's search)."""
+    labels = np.asarray(labels, np.int64).squeeze()
+    present = np.bincount(labels.ravel()) > 0
+    present[0] = False
+    return (np.cumsum(present) * present)[labels]
+
+
+def object_overlaps(true_labels, predicted_labels):
+    """``(intersection, true_areas, predicted_areas, true, predicted)``: pixels shared by each true
+    (rows) and predicted object (columns) of the label images relabelled 1, 2, ... Counted densely
+    with ``bincount``: ``skimage.metrics.contingency_table`` gives the same table, sparse and
+    about 5x slower."""
+    true, predicted = sequential_labels(true_labels), sequential_labels(predicted_labels)
+    if true.shape != predicted.shape:
+        raise ValueError(f"label images differ in shape: {true.shape} and {predicted.shape}.")
+    rows, columns = true.max(initial=0) + 1, predicted.max(initial=0) + 1
+    pairs = np.bincount((true * columns + predicted).ravel(), minlength=rows * columns)
+    pairs = pairs.reshape(rows, columns)  # [true id, predicted id]
+    return pairs[1:, 1:], pairs[1:].sum(axis=1), pairs[:, 1:].sum(axis=0), true, predicted
+
+
 # --- Fixes for Keras 3.15.1 on the PyTorch backend ------------------------------------------------
 
 
@@ -610,6 +791,31 @@ def _own_matrix(transformation):
     return dict(transformation, rotation_matrix=keras.ops.copy(transformation["rotation_matrix"]))
 
 
+def augmentation_outcomes(augment, count=400, size=64):
+    """``(mirrored, angles)`` of ``count`` draws of ``augment`` (lesson 07.4), read from three dots:
+    a negative determinant of their 2x2 map is a mirror image, its turn the angle."""
+    from scipy import ndimage
+
+    center = (size - 1) / 2
+    dots = np.array([(-12.0, 4.0), (3.0, 14.0), (9.0, -10.0)])  # (row, column) from the centre
+    rows, cols = np.mgrid[:size, :size]
+    mask = np.zeros((size, size, 1), np.float32)
+    for label, (dy, dx) in enumerate(dots, start=1):
+        mask[(rows - center - dy) ** 2 + (cols - center - dx) ** 2 <= 6, 0] = label
+    batch = np.repeat(mask[None], count, axis=0)
+    moved = augment({"images": batch, "segmentation_masks": batch}, training=True)
+    moved = np.rint(keras.ops.convert_to_numpy(moved["segmentation_masks"]))[..., 0]
+    mirrored, angles = [], []
+    for picture in moved:
+        found = np.array(ndimage.center_of_mass(picture > 0, picture, [1, 2, 3])) - center
+        linear = np.linalg.lstsq(dots, found, rcond=None)[0].T  # found = dots @ linear.T
+        mirrored.append(bool(np.linalg.det(linear) < 0))
+        if mirrored[-1]:
+            linear = linear @ np.diag([1.0, -1.0])  # undo a mirror (columns) to read the turn
+        angles.append(np.degrees(np.arctan2(linear[1, 0], linear[0, 0])))
+    return np.array(mirrored), np.array(angles)
+
+
 # --- Figures: U-Net diagram, class colours, training history, confusion matrix --------------------
 
 
@@ -705,6 +911,57 @@ def draw_unet(height, width, base_filters, depth, head):
     return ax
 
 
+def draw_examples(images, truths, predicted_ids=None, ious=None, n_classes=1, class_names=None):
+    """The figure of ``show_examples``: a row per image, with its prediction's errors and IoU."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    count = len(images)
+    columns = ["image", "true mask"]
+    if predicted_ids is not None:
+        columns += ["prediction", "errors"]
+    columns.append("overlay (true)")
+    figure, axes = plt.subplots(
+        count, len(columns), figsize=(2.2 * len(columns), 2.2 * count + 0.3), squeeze=False
+    )
+    for row in range(count):
+        image = np.asarray(images[row], dtype=np.float32)
+        truth = truths[row]
+        panels = [image[..., 0] if image.shape[-1] == 1 else image, colorize_mask(truth, n_classes)]
+        titles = list(columns)
+        if predicted_ids is not None:
+            predicted = predicted_ids[row]
+            errors = np.zeros(truth.shape + (3,))
+            errors[predicted != truth] = (1.0, 0.2, 0.2)  # red (binary: false positives)
+            if n_classes == 1:
+                errors[(predicted == 0) & (truth == 1)] = (0.2, 0.5, 1.0)  # false negative: blue
+            titles[3] = "errors (FP red, FN blue)" if n_classes == 1 else "errors (red)"
+            iou = ious[row]
+            titles[2] = "prediction" + ("" if np.isnan(iou) else f" (IoU {iou:.2f})")
+            panels += [colorize_mask(predicted, n_classes), errors]
+        panels.append(overlay(image, truth, n_classes))
+        for column, (axis, panel) in enumerate(zip(axes[row], panels, strict=False)):
+            axis.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=1)
+            axis.set(xticks=[], yticks=[])
+            if row == 0:
+                axis.set_title(titles[column], fontsize=8)
+            elif predicted_ids is not None and column == 2:
+                axis.set_title(titles[2].replace("prediction", "").strip(), fontsize=8)
+    if n_classes > 1:
+        names = class_names or ["background"] + [f"class {i}" for i in range(1, n_classes)]
+        if len(names) != n_classes:
+            raise ValueError(
+                f"got {len(names)} class_names for n_classes={n_classes}: one a class."
+            )
+        handles = [
+            Patch(facecolor=colour, edgecolor="0.5", label=f"{i} {name}")
+            for i, (colour, name) in enumerate(zip(palette(n_classes), names, strict=True))
+        ]
+        figure.legend(handles=handles, loc="lower center", ncol=min(n_classes, 6), fontsize=8)
+    figure.tight_layout(rect=(0, 0.06 if n_classes > 1 else 0, 1, 1))
+    return figure
+
+
 def plot_history(history, metrics=None):
     """A panel per metric, training and validation per epoch, of a ``model.fit`` history
     (lesson 04.4)."""
@@ -761,7 +1018,7 @@ def plot_confusion_matrix(matrix, class_names=None, normalize=True):
     return fig
 
 
-# --- Files and measurements: label images, object tables, settings in a .keras file, memory ------
+# --- Files and measurements: label images, object tables, settings in a .keras file, memory -------
 
 
 def save_labels(path, labels):

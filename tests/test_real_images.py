@@ -132,7 +132,7 @@ def test_split_by_groups_keeps_each_picture_in_one_split():
     "length, expected", [(10, [0]), (64, [0]), (100, [0, 36]), (150, [0, 64, 86])]
 )
 def test_tile_starts_cover_without_gaps(length, expected):
-    starts = uh._tile_starts(length, 64, 64)
+    starts = uh.support.tile_starts(length, 64, 64)
     assert starts == expected
     covered = np.zeros(max(length, 64), bool)
     for start in starts:
