@@ -17,7 +17,8 @@ kind of image, and the true-positive, false-positive and false-negative pixels o
 image at threshold 0.5. With several ``--thresholds`` (0.5 among them) it also chooses a threshold
 for each kind of image on the validation images and scores the test images with them.
 ``--figure PATH`` draws the bright-field test images' errors at 0.5, a row per model (its first
-setting).
+setting). ``--kind-statistics`` predicts each kind of image with batch-norm statistics re-estimated
+over 20 batches of that kind's training patches only (seed ``--seed`` + 1).
 """
 
 import argparse
@@ -61,6 +62,10 @@ def main():
     parser.add_argument("--thresholds", nargs="*", type=float, default=[0.4, 0.5])
     parser.add_argument("--records", default=Path(__file__).parent / "lesson07_flips.jsonl")
     parser.add_argument("--figure", help="PNG of the bright-field images' errors, a row per model")
+    parser.add_argument(
+        "--kind-statistics", action="store_true",
+        help="each kind of image predicted with batch-norm statistics of its own training patches",
+    )  # fmt: skip
     args = parser.parse_args()
     images, masks, stems = uh.load_images(DATA_DIR, n_classes=1, channels=1)
     files = uh.image_files(DATA_DIR)
@@ -89,12 +94,27 @@ def main():
                 uh.refresh_batchnorm(model, fresh, batches=batches)
                 record |= {"seed": args.seed, "refresh_batches": batches}
                 record["refresh_seconds"] = round(time.perf_counter() - start, 1)
+            # One model for each kind of image (False: fluorescence), or the same model for both.
+            kind_models = {False: model, True: model}
+            if args.kind_statistics:  # each kind's statistics from 20 batches of its own patches
+                record |= {"seed": args.seed, "kind_statistics": True}
+                for bright in (False, True):
+                    kind_models[bright] = keras.models.load_model(path)
+                    picked = [k for k, kind in enumerate(train_bright) if kind == bright]
+                    fresh = uh.PatchDataset(
+                        *([part[k] for k in picked] for part in splits["train"]), 128, 16, 320,
+                        seed=args.seed + 1,
+                    )  # fmt: skip
+                    uh.refresh_batchnorm(kind_models[bright], fresh, batches=20)
             for flips in args.flips:
                 start = time.perf_counter()
                 record["flips"] = flips
                 counts = {}  # (part, kind, threshold) -> [TP, FP, FN] pixels
                 for part, indices in parts.items():
-                    probabilities = [flipped_prediction(model, raw[i], flips) for i in indices]
+                    probabilities = [
+                        flipped_prediction(kind_models[bright_field[i]], raw[i], flips)
+                        for i in indices
+                    ]
                     for threshold in args.thresholds:
                         predictions = [uh.predicted_classes(p, threshold) for p in probabilities]
                         for kind, chosen in (
