@@ -356,9 +356,10 @@ def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_n
         if np.issubdtype(predicted_ids.dtype, np.floating):  # probabilities -> class ids
             predicted_ids = predicted_classes(predicted_ids)
         predicted_ids = predicted_ids[..., 0]
-        labels, background = mask_classes(n_classes), n_classes > 1
+        labels = mask_classes(n_classes)
         ious = [
-            mean_iou(t, p, labels, background) for t, p in zip(truths, predicted_ids, strict=True)
+            mean_iou(truth, found, labels, include_background=n_classes > 1)
+            for truth, found in zip(truths, predicted_ids, strict=True)
         ]
     return support.draw_examples(
         images[:count], truths, predicted_ids, ious, n_classes, class_names
