@@ -235,14 +235,12 @@ def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1):
 # --- Data: loading, tiles, split, pictures (lessons 04-07) ----------------------------------------
 
 
-def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"):
+def normalize_image(image, channels=None, percentiles=(1.0, 99.8)):
     """float32 (H, W, C) in [0, 1] between the image's percentiles (None: its type's maximum;
-    "auto": percentiles for grayscale only) (lesson 07.2); ``channels`` 1 or 3 converts;
-    ``invert="auto"`` inverts grayscale on a bright background."""
+    "auto": percentiles for grayscale only) (lesson 07.2); ``channels`` 1 or 3 converts. Dark
+    objects on a bright background stay dark: ``augmentation`` and ``PatchDataset`` teach both."""
     array, maximum = support.image_array(image)
     support.check_channels(channels)
-    if invert not in ("auto", True, False):
-        raise ValueError(f'invert must be "auto", True or False; got {invert!r}.')
     gray = array.shape[-1] == 1 or bool(np.all(array == array[..., :1]))
     if isinstance(percentiles, str):  # lesson 05: its colour classes keep absolute values
         if percentiles != "auto":
@@ -259,19 +257,16 @@ def normalize_image(image, channels=None, percentiles=(1.0, 99.8), invert="auto"
     low, high = np.percentile(array, percentiles)
     if not high > low:  # a flat image: nothing to scale
         return np.zeros_like(array)
-    scaled = np.clip((array - np.float32(low)) / np.float32(high - low), 0.0, 1.0)
-    if invert is True or (invert == "auto" and gray and np.median(scaled) > 0.5):
-        return 1.0 - scaled
-    return scaled
+    return np.clip((array - np.float32(low)) / np.float32(high - low), 0.0, 1.0)
 
 
 def bright_background(image):
-    """True for a grayscale image whose scaled median is above 0.5 (lesson 07.2):
-    ``normalize_image`` inverts it. Colour images: False."""
+    """True for a grayscale image whose scaled median is above 0.5, such as dark nuclei in a
+    bright-field picture (lesson 07.2). Colour images: False."""
     array = np.asarray(image)
     if array.ndim == 3 and not np.all(array[..., :3] == array[..., :1]):
         return False
-    return bool(np.median(normalize_image(array, invert=False)) > 0.5)
+    return bool(np.median(normalize_image(array)) > 0.5)
 
 
 def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None):
@@ -545,18 +540,18 @@ def pixel_weights(masks, n_classes):
 # --- Real images at full resolution: patches, augmentation, tiled prediction (lesson 07) ----------
 
 
-def augmentation(rotation=True, seed=None):
+def augmentation(rotation=True, contrast=0.6, seed=None):
     """Flips and a rotation alike on ``{"images": x, "segmentation_masks": y}`` (lesson 07.4):
-    masks nearest-neighbour, so class ids stay exact."""
+    masks nearest (class ids stay exact); then the images' contrast, times 1 to 1 + ``contrast``."""
     # Two flips: RandomFlip("horizontal_and_vertical") flips both axes or neither (never a mirror).
     # A seed per layer: layers sharing one seed draw the same numbers in lockstep.
-    seeds = [None] * 3 if seed is None else [seed, seed + 1, seed + 2]
-    steps = [
-        layers.RandomFlip("horizontal", seed=seeds[0]),
-        layers.RandomFlip("vertical", seed=seeds[1]),
-    ]
+    seeds = [None] * 4 if seed is None else [seed, seed + 1, seed + 2, seed + 4]
+    flips = zip(("horizontal", "vertical"), seeds[:2], strict=True)
+    steps = [layers.RandomFlip(axis, seed=axis_seed) for axis, axis_seed in flips]
     if rotation:  # any angle; the corners are filled by reflecting the image
         steps.append(RandomRotation(0.5, fill_mode="reflect", seed=seeds[2]))
+    if contrast:  # around each patch's mean, clipped (seed + 4: as in benchmarks/README.md's runs)
+        steps.append(layers.RandomContrast((0.0, contrast), value_range=(0, 1), seed=seeds[3]))
     return layers.Pipeline(steps, name="augmentation")
 
 
@@ -584,16 +579,16 @@ class PatchDataset(keras.utils.PyDataset):
         augment=True,
         seed=0,
         weights=None,
+        noise=0.08,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.weights = support.image_weights(images, masks, weights)
         self.images = [support.pad_to_at_least(image, patch_size) for image in images]
         self.masks = [support.pad_to_at_least(mask, patch_size) for mask in masks]
-        self.patch_size = int(patch_size)
-        self.batch_size = int(batch_size)
+        self.patch_size, self.batch_size = int(patch_size), int(batch_size)
         self.patches_per_epoch = int(patches_per_epoch or max(384, 5 * len(images)))
-        self.seed = seed
+        self.seed, self.noise = seed, noise
         self.epoch = 0
         self.augmentation = augmentation(seed=seed) if augment else None
 
@@ -612,12 +607,17 @@ class PatchDataset(keras.utils.PyDataset):
             top, left = rng.integers(0, height - size + 1), rng.integers(0, width - size + 1)
             images.append(self.images[pick][top : top + size, left : left + size])
             masks.append(self.masks[pick][top : top + size, left : left + size])
-        images = np.stack(images).astype(np.float32)
-        masks = np.stack(masks).astype(np.float32)
+        images, masks = (np.stack(items).astype(np.float32) for items in (images, masks))
         if self.augmentation is not None:
             out = self.augmentation({"images": images, "segmentation_masks": masks}, training=True)
-            images = keras.ops.convert_to_numpy(out["images"])
+            images = np.array(keras.ops.convert_to_numpy(out["images"]), np.float32)
             masks = keras.ops.convert_to_numpy(out["segmentation_masks"])
+            # Half the patches speckled, as by a dim camera: noise and 24-128 grey levels.
+            for k in range(len(images) if self.noise else 0):
+                if rng.random() < 0.5:
+                    levels, sd = rng.integers(24, 129), rng.uniform(0, self.noise)
+                    noisy = images[k] + rng.normal(0, sd, images[k].shape)
+                    images[k] = np.clip(np.round(noisy * levels) / levels, 0, 1)
         return images, np.rint(masks).astype(np.uint8)
 
     def on_epoch_end(self):  # a new epoch draws new patches

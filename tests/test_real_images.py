@@ -61,24 +61,18 @@ def test_normalize_converts_channels_and_refuses_bad_shapes():
         uh.normalize_image(gray, channels=2)
 
 
-def test_dark_objects_on_a_bright_background_are_inverted_alike_everywhere():
+def test_dark_objects_on_a_bright_background_keep_their_polarity_everywhere():
     objects = disc((48, 48), (20, 24), 8)
     bright_field = np.where(objects, 40, 220).astype(np.uint8)  # dark nucleus, bright background
     fluorescence = np.where(objects, 220, 40).astype(np.uint8)
     assert uh.bright_background(bright_field) and not uh.bright_background(fluorescence)
-    inverted, plain = uh.normalize_image(bright_field), uh.normalize_image(fluorescence)
-    np.testing.assert_array_equal(inverted, plain)
-    assert not uh.normalize_image(bright_field, invert=False)[objects].any()  # asked not to
-    colour = np.dstack([bright_field, fluorescence, fluorescence])
-    assert not uh.bright_background(colour)
-    np.testing.assert_array_equal(  # colour is never inverted
-        uh.normalize_image(colour)[..., 1], uh.normalize_image(fluorescence)[..., 0]
-    )
-    # predict_tiled applies the same rule: what comes out of a pass-through model is bright.
+    dark, bright = uh.normalize_image(bright_field), uh.normalize_image(fluorescence)
+    np.testing.assert_array_equal(dark, 1 - bright)  # scaled alike, never inverted
+    assert not dark[objects].any() and dark[~objects].all()
+    assert not uh.bright_background(np.dstack([bright_field, fluorescence, fluorescence]))
+    # predict_tiled normalises the same way: what comes out of a pass-through model stays dark.
     seen = uh.predict_tiled(pass_through_model(32), bright_field)[..., 0]
-    assert seen[objects].min() > 0.9 and seen[~objects].max() < 0.1
-    with pytest.raises(ValueError, match="invert"):
-        uh.normalize_image(bright_field, invert="yes")
+    assert seen[objects].max() < 0.1 and seen[~objects].min() > 0.9
 
 
 def test_split_by_strata_tests_a_rare_kind_of_image():
@@ -160,11 +154,37 @@ def test_patch_dataset_batches_are_seeded_and_sized():
     for (x_first, y_first), (x_again, y_again) in zip(first, again, strict=True):
         np.testing.assert_array_equal(x_first, x_again)
         np.testing.assert_array_equal(y_first, y_again)
-    # The mask still matches its image after augmentation (same draw for both, nearest masks).
-    for x, y in first:
+    # The mask still matches its image after the moves alone (same draw for both, nearest masks);
+    # the contrast and noise change the images only.
+    moved = uh.PatchDataset(images, masks, 32, 8, 20, seed=3, noise=0)
+    moved.augmentation = uh.augmentation(contrast=0, seed=3)
+    for index, (_, y_first) in enumerate(first):
+        x, y = moved[index]
+        np.testing.assert_array_equal(y, y_first)
         assert np.mean(y == (x > 0.5)) > 0.97
     batches[0].on_epoch_end()
     assert not np.array_equal(batches[0][0][1], first[0][1])  # a new epoch draws new patches
+
+
+def test_patch_dataset_stretches_and_speckles_images_but_never_their_masks():
+    rng = np.random.default_rng(1)
+    field = ndimage.gaussian_filter(rng.random((200, 200)), 3)
+    images = [((field - field.min()) / (field.max() - field.min()))[..., None].astype(np.float32)]
+    masks = [(images[0] > 0.5).astype(np.uint8)]
+    varied = uh.PatchDataset(images, masks, 32, 8, 96, seed=5)
+    plain = uh.PatchDataset(images, masks, 32, 8, 96, seed=5, noise=0)
+    plain.augmentation = uh.augmentation(contrast=0, seed=5)
+    speckled, spreads = [], []
+    for index in range(len(varied)):
+        (x, y), (x_plain, y_plain) = varied[index], plain[index]
+        np.testing.assert_array_equal(y, y_plain)  # the same patches, moved alike
+        assert x.min() >= 0 and x.max() <= 1
+        for patch, patch_plain in zip(x, x_plain, strict=True):
+            speckled.append(len(np.unique(patch)) <= 129)  # 24-128 grey levels (0 to levels)
+            if not speckled[-1]:  # contrast only: stretched around the mean, clipped to 0-1
+                spreads.append(patch.std() / patch_plain.std())
+    assert 0.3 < np.mean(speckled) < 0.7  # about half the patches
+    assert min(spreads) > 0.99 and max(spreads) > 1.3  # raised (times 1 to 1.6), never lowered
 
 
 def test_patch_dataset_draws_every_image_equally_and_pads_small_images():
@@ -198,7 +218,7 @@ def test_keras_flip_of_both_axes_never_mirrors():
 def test_flips_and_quarter_turns_keep_an_image_equal_to_its_mask():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, (6, 24, 24, 1)).astype(np.float32)
-    flipped = uh.augmentation(rotation=False, seed=2)(
+    flipped = uh.augmentation(rotation=False, contrast=0, seed=2)(
         {"images": labels, "segmentation_masks": labels.copy()}, training=True
     )
     images = keras.ops.convert_to_numpy(flipped["images"])
