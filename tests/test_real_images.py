@@ -69,7 +69,11 @@ def test_dark_objects_on_a_bright_background_keep_their_polarity_everywhere():
     dark, bright = uh.normalize_image(bright_field), uh.normalize_image(fluorescence)
     np.testing.assert_array_equal(dark, 1 - bright)  # scaled alike, never inverted
     assert not dark[objects].any() and dark[~objects].all()
-    assert not uh.bright_background(np.dstack([bright_field, fluorescence, fluorescence]))
+    colour = np.dstack([bright_field, fluorescence, fluorescence])
+    assert not uh.bright_background(colour)
+    np.testing.assert_array_equal(  # a colour image's channels are scaled as a gray image is
+        uh.normalize_image(colour)[..., 1], uh.normalize_image(fluorescence)[..., 0]
+    )
     # predict_tiled normalises the same way: what comes out of a pass-through model stays dark.
     seen = uh.predict_tiled(pass_through_model(32), bright_field)[..., 0]
     assert seen[objects].max() < 0.1 and seen[~objects].min() > 0.9
