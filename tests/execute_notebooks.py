@@ -5,9 +5,9 @@ Each lesson runs top to bottom in a fresh ``python3`` kernel started in ``notebo
 log lines go to the terminal, not into the notebook (nbval does not capture them either).
 
 The kernel runs with ``TF_ENABLE_ONEDNN_OPTS=0``: TensorFlow's plain CPU kernels, not the oneDNN
-ones it uses by default on x86. The tests run with the default, so strict nbval compares every
-stored output with one computed by other arithmetic, as on another processor: an output that
-depends on training and is not marked ``nbval-ignore-output`` fails on the developer's own machine
+ones. The tests ask for oneDNN (``conftest.py``), so strict nbval compares every stored output
+with one computed by other arithmetic, as on another processor: an output that depends on training
+and is not marked ``nbval-ignore-output`` fails on the developer's own machine
 (``test_notebook_hygiene.py`` checks that the two settings differ).
 """
 
@@ -23,7 +23,7 @@ from nbclient import NotebookClient
 from notebook_paths import LESSONS
 
 KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
-# The arithmetic the stored outputs come from; the tests run with TensorFlow's default ("1").
+# The arithmetic the stored outputs come from; the tests ask for the other (conftest.py).
 STORED_ARITHMETIC = {"TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
