@@ -42,16 +42,16 @@ TESTED_ARITHMETIC = {"TF_ENABLE_ONEDNN_OPTS": "1"}
 for variable, value in TESTED_ARITHMETIC.items():
     os.environ.setdefault(variable, value)
 
-# About the seconds each took in CI on the two workers (``--durations``, its cells added up), so
-# that the longest start first; the rest is small.
+# About the seconds each took in CI on the two workers (``--durations``, its cells added up; the
+# 2-core AMD EPYC with oneDNN, 2026-12-07), so that the longest start first; the rest is small.
 LONGEST = {
-    "notebooks/07_": 420,
-    "notebooks/08_": 350,
-    "notebooks/04_+06_": 290,
+    "notebooks/07_": 750,
+    "notebooks/08_": 470,
+    "notebooks/04_+06_": 300,
     "tests/test_backends.py": 250,
-    "notebooks/05_": 170,
-    "tests/test_parameter_sweeps.py": 120,
-    "tests/test_browser.py": 110,
+    "notebooks/05_": 210,
+    "tests/test_browser.py": 130,
+    "tests/test_parameter_sweeps.py": 105,
 }
 
 

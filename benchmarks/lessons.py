@@ -244,7 +244,7 @@ def main():
     parser.add_argument("--lessons", nargs="*", default=None, help="two-digit prefixes")
     parser.add_argument("--backends", nargs="*", default=["tensorflow"])
     parser.add_argument("--seeds", nargs="*", type=int, default=[0])
-    parser.add_argument("--onednn", nargs="*", type=int, default=[1], help="1 default, 0 off")
+    parser.add_argument("--onednn", nargs="*", type=int, default=[1], help="1 on, 0 off")
     parser.add_argument("--table", action="store_true", help="print the tables and stop")
     parser.add_argument(
         "--set", default="{}", help='other parameters as JSON, e.g. \'{"BASE_FILTERS": 12}\'; '
