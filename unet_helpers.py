@@ -552,7 +552,7 @@ def augmentation(rotation=True, contrast=0.6, seed=None):
         steps.append(RandomRotation(0.5, fill_mode="reflect", seed=seeds[2]))
     if contrast:  # around each patch's mean, clipped (seed + 4: as in benchmarks/README.md's runs)
         steps.append(layers.RandomContrast((0.0, contrast), value_range=(0, 1), seed=seeds[3]))
-    return layers.Pipeline(steps, name="augmentation")
+    return support.prebuilt(layers.Pipeline(steps, name="augmentation"))  # quick first call
 
 
 def patch_weights(rare, share):
