@@ -38,9 +38,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # set by pytest-xdist before it loads
 # faster: the benchmark network took 0.61 s a step on one thread against 0.92 s without. The
 # notebooks are stored from the other arithmetic (tests/execute_notebooks.py), so on any processor
 # strict nbval fails a stored output that depends on training and is not marked ignored.
-TESTED_ARITHMETIC = {"TF_ENABLE_ONEDNN_OPTS": "1"}
-for variable, value in TESTED_ARITHMETIC.items():
-    os.environ.setdefault(variable, value)
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 # About the seconds each took in CI on the two workers (``--durations``, its cells added up; the
 # 2-core AMD EPYC with oneDNN, 2026-12-07), so that the longest start first; the rest is small.

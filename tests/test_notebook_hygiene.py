@@ -137,4 +137,7 @@ def test_stored_outputs_come_from_other_arithmetic_than_the_tests(path):
     assert stored == STORED_ARITHMETIC, f"{path.name}: re-execute with tests/execute_notebooks.py"
     for name, value in stored.items():
         # Set by name (conftest.py): unset, TensorFlow picks its kernels by the processor.
-        assert os.environ.get(name) not in (None, value), f"run the tests without {name}={value}"
+        tested = os.environ.get(name)
+        assert tested not in (None, "", value), (
+            f"tests ran with {name}={tested!r}: set it, not to {value}"
+        )
