@@ -7,6 +7,7 @@ from PIL import Image
 from scipy import ndimage
 
 import unet_helpers as uh
+import unet_support
 
 
 def pass_through_model(tile_size=32, channels=1):
@@ -208,6 +209,24 @@ def test_augmentation_draws_all_eight_flips_and_turns_and_every_angle():
     assert counts.min() >= 400 / 8 / 2, counts  # all 8 of the square's symmetries, about evenly
     assert 0.4 < mirrored.mean() < 0.6
     assert angles.min() < -150 and angles.max() > 150  # the whole circle, both ways
+
+
+def test_a_prebuilt_pipeline_draws_what_keras_own_build_draws():
+    # unet_support.prebuilt skips Keras' tracing build (13 s for 400 draws on PyTorch), not a draw.
+    def pipeline():
+        flip = keras.layers.RandomFlip("horizontal", seed=1)
+        return keras.layers.Pipeline([flip, uh.RandomRotation(0.5, fill_mode="reflect", seed=2)])
+
+    pictures = np.random.default_rng(0).random((8, 16, 16, 1)).astype(np.float32)
+    ours, keras_built = unet_support.prebuilt(pipeline(), pictures.shape), pipeline()
+    assert all(layer.built for layer in ours.layers)
+    assert not any(layer.built for layer in keras_built.layers)
+    for _ in range(2):  # the first call (Keras' build) and the next
+        moved = [
+            keras.ops.convert_to_numpy(augment({"images": pictures}, training=True)["images"])
+            for augment in (ours, keras_built)
+        ]
+        np.testing.assert_array_equal(*moved)
 
 
 def test_keras_flip_of_both_axes_never_mirrors():
