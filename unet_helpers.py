@@ -648,7 +648,8 @@ def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, perce
     for start in range(0, len(positions), batch_size):
         batch = positions[start : start + batch_size]
         tiles = np.stack([padded[t : t + tile_size, s : s + tile_size] for t, s in batch])
-        predicted = keras.ops.convert_to_numpy(model.predict_on_batch(tiles))
+        tiles = np.pad(tiles, [(0, batch_size - len(batch))] + [(0, 0)] * 3)  # JAX: one shape
+        predicted = keras.ops.convert_to_numpy(model.predict_on_batch(tiles))[: len(batch)]
         for (top, left), tile in zip(batch, predicted, strict=True):
             total[top : top + tile_size, left : left + tile_size] += tile * window
             weight[top : top + tile_size, left : left + tile_size] += window
