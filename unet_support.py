@@ -694,6 +694,49 @@ def object_overlaps(true_labels, predicted_labels):
     return pairs[1:, 1:], pairs[1:].sum(axis=1), pairs[:, 1:].sum(axis=0), true, predicted
 
 
+# --- Fix for TensorFlow 2.21: epochs that end in a pause -----------------------------------------
+
+
+def _without_autotune(get_tf_dataset):
+    """``get_tf_dataset`` with tf.data's autotuner off: the same batches, in the same order."""
+
+    def built_without_autotune(adapter):
+        import tensorflow as tf
+
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return get_tf_dataset(adapter).with_options(options)
+
+    built_without_autotune.without_autotune = True
+    built_without_autotune.__wrapped__ = get_tf_dataset  # for the test
+    return built_without_autotune
+
+
+def tf_data_without_autotune():
+    """On TensorFlow, Keras' pipelines for fit, evaluate and predict (arrays, PyDataset,
+    generators) run without tf.data's autotuner, which held up epoch ends (README)."""
+    # TensorFlow 2.21 fix: deleting an epoch's iterator waits for the autotuner's thread, which
+    # at times sleeps out its period (up to a minute) first. Delete once epochs end at once.
+    if keras.backend.backend() != "tensorflow":
+        return
+    from keras.src.trainers.data_adapters import (
+        array_data_adapter,
+        generator_data_adapter,
+        py_dataset_adapter,
+    )
+
+    for adapter in (
+        array_data_adapter.ArrayDataAdapter,
+        generator_data_adapter.GeneratorDataAdapter,
+        py_dataset_adapter.PyDatasetAdapter,
+    ):
+        if not getattr(adapter.get_tf_dataset, "without_autotune", False):
+            adapter.get_tf_dataset = _without_autotune(adapter.get_tf_dataset)
+
+
+tf_data_without_autotune()
+
+
 # --- Fixes for Keras 3.15.1 on the PyTorch backend ------------------------------------------------
 
 

@@ -171,6 +171,30 @@ def test_patch_dataset_batches_are_seeded_and_sized():
     assert not np.array_equal(batches[0][0][1], first[0][1])  # a new epoch draws new patches
 
 
+def test_tensorflow_feeds_the_same_batches_without_the_tf_data_autotuner():
+    """unet_support.tf_data_without_autotune: Keras' tf.data pipelines (PyDataset, arrays) run
+    with the autotuner off (it held up epoch ends: README), and give the same batches."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("a fix for TensorFlow's tf.data")
+    from keras.src.trainers.data_adapters import get_data_adapter
+
+    images = [np.random.default_rng(2).random((60, 70, 1)).astype(np.float32)]
+    masks = [(images[0] > 0.5).astype(np.uint8)]
+    arrays = get_data_adapter(images[0][None], masks[0][None], batch_size=1)
+    fed = []
+    for use_fix in (True, False):
+        adapter = get_data_adapter(uh.PatchDataset(images, masks, 32, 4, 12, seed=1))
+        build = type(adapter).get_tf_dataset
+        dataset = build(adapter) if use_fix else build.__wrapped__(adapter)
+        assert dataset.options().autotune.enabled is (False if use_fix else None)  # None: on
+        fed.append([[keras.ops.convert_to_numpy(part) for part in batch] for batch in dataset])
+    assert arrays.get_tf_dataset().options().autotune.enabled is False
+    assert len(fed[0]) == len(fed[1]) == 3
+    for with_fix, without in zip(*fed, strict=True):
+        for part_with, part_without in zip(with_fix, without, strict=True):
+            np.testing.assert_array_equal(part_with, part_without)
+
+
 def test_patch_dataset_stretches_and_speckles_images_but_never_their_masks():
     rng = np.random.default_rng(1)
     field = ndimage.gaussian_filter(rng.random((200, 200)), 3)
