@@ -1,8 +1,8 @@
 """Plumbing for unet_helpers that the lessons need not read, kept apart so that unet_helpers.py
 reads as the lessons teach: input checks, the readers of a data set folder, array plumbing
-(padding, tile positions, ratios, object overlaps), the synthetic-data renderer, fixes for Keras
-3.15.1 on the PyTorch backend, class colours, the U-Net diagram and the other figures, writers of
-label images and object tables.
+(padding, tile positions, ratios, object overlaps), the synthetic-data renderer, a fix for
+TensorFlow 2.21's tf.data (run on import), fixes for Keras 3.15.1 on the PyTorch backend, class
+colours, the U-Net diagram and the other figures, writers of label images and object tables.
 unet_helpers imports what the lessons call from here (tagged with the lesson, as there); this
 module never imports unet_helpers."""
 
