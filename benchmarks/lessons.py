@@ -95,6 +95,18 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+VECTOR_FLAGS = (("avx512f", "AVX-512"), ("avx2", "AVX2"))  # /proc/cpuinfo flag, name shown
+
+
+def vector_extension():
+    """The widest vector instructions the processor reports: two EPYCs of one name can differ."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return None
+    return next((name for flag, name in VECTOR_FLAGS if flag in flags), None)
+
+
 def environment(backend, onednn):
     """The environment of a run: the backend and TensorFlow's choice of CPU kernels."""
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
@@ -183,6 +195,7 @@ def machine(backend, onednn):
     """What the numbers depend on: processor, cores and the benchmark network's step time."""
     return {
         "cpu": cpu_model(),
+        "vector": vector_extension(),
         "cores": os.cpu_count(),
         "step_seconds": round(step_seconds(backend, onednn), 3),
         "date": time.strftime("%Y-%m-%d"),
@@ -207,11 +220,12 @@ def tables(records):
     for (lesson, backend), record in sorted(first.items()):
         m = record["machine"]
         shared = ", shared with other jobs" if record.get("alongside") else ""
+        vector = f" ({m['vector']})" if m.get("vector") else ""
         peak = f"{record['peak_gb']} GB" if record["peak_gb"] else "-"
         lines.append(
             f"| {lesson[:2]} | {backend} | {record['wall_seconds']:.0f} s | "
             f"{record['training_seconds']:.0f} s | {peak} | "
-            f"{m['cpu']}, {m['cores']} cores, {m['step_seconds']} s/step{shared} |"
+            f"{m['cpu']}{vector}, {m['cores']} cores, {m['step_seconds']} s/step{shared} |"
         )
     lines += ["", "| lesson | metric | backend, arithmetic | runs | mean | min | max |"]
     lines.append("|---|---|---|---|---|---|---|")
