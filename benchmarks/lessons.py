@@ -84,14 +84,19 @@ print("STEP", float(np.median(steps)))
 """
 
 
+def cpuinfo():
+    """/proc/cpuinfo as text; empty where the OS has none."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def cpu_model():
     """The processor's name as the OS reports it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    for line in cpuinfo().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 
@@ -100,10 +105,7 @@ VECTOR_FLAGS = (("avx512f", "AVX-512"), ("avx2", "AVX2"))  # /proc/cpuinfo flag,
 
 def vector_extension():
     """The widest vector instructions the processor reports: two EPYCs of one name can differ."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return None
+    flags = cpuinfo().split()
     return next((name for flag, name in VECTOR_FLAGS if flag in flags), None)
 
 
