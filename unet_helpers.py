@@ -683,7 +683,7 @@ class FullImageValidation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         """Add ``val_iou`` to the epoch's logs (and so to the history and the printed line)."""
-        # overlap 0.25: a quarter of the tiles of 0.5, for a quick check
+        # overlap 0.25: half the tiles of 0.5 on the shipped images (2,421 against 4,856)
         outputs = [predict_tiled(self.model, image, overlap=0.25) for image in self.images]
         predictions = [np.isin(predicted_classes(output), self.class_ids) for output in outputs]
         truths = [np.isin(mask, self.class_ids) for mask in self.masks]
