@@ -1,12 +1,13 @@
 """Shared code for the unet-from-blocks lessons: U-Net blocks, ``build_unet``, data, metrics, plots.
 
 Each name is introduced by a lesson and lives here once, in lesson order; its docstring's first
-sentence ends "(lesson NN.S)": section S of lesson NN first calls (or names) it. What the lessons
+sentence carries "(lesson NN.S)": section S of lesson NN, which introduces it, first calls (or
+names) it (an earlier lesson may call it ahead: lesson 01 calls 02's blocks). What the lessons
 need not read (input checks, folder readers, array plumbing, the synthetic-data renderer, Keras
 fixes, figure drawing, file writers) is in unet_support.py, which never imports this module; the
 names of it the lessons call are imported here. ``import keras`` only: any backend.
 
-Contents, by the lesson that introduces each name; a name in parentheses is used by the one
+Contents, by the lesson that introduces each name; a name in parentheses goes with the one
 before it (tests/test_lint.py checks each public name is listed once, under its tag's lesson):
 
 * 01 architecture: ``feature_map_table``, ``print_feature_map_table``, ``valid_sizes_near``,
@@ -34,9 +35,9 @@ before it (tests/test_lint.py checks each public name is listed once, under its 
   ``ObjectSettings``, ``with_object_settings``, ``object_settings``, ``predict_instances``,
   ``save_labels``, ``save_object_table``.
 
-The file is in five parts: model (01-03), data (04-07), metrics (04-06), real images (07),
-objects (08). ``n_classes`` counts the head's channels (1 = binary), ``n_labels`` the label values
-in the masks (binary = 2): ``mask_classes(n_classes)`` converts the first into the second.
+The file is in the order of the tags (tested), each lesson under a ``# --- Lesson NN`` line.
+``n_classes`` counts the head's channels (1 = binary), ``n_labels`` the label values in the masks
+(binary = 2): ``mask_classes(n_classes)`` converts the first into the second.
 """
 
 import keras
@@ -67,34 +68,26 @@ from unet_support import (
     with_object_settings,
 )
 
-# --- Model: blocks and build_unet (lessons 01-03) -------------------------------------------------
 
-#: BatchNormalization's momentum (lesson 02.1): averages lag ``momentum / (1 - momentum)`` steps;
-#: Keras' 0.99 suits long runs, 0.9 a short CPU run (lesson 03, section 7).
-BATCHNORM_MOMENTUM = 0.9
+# --- Lesson 01: architecture ----------------------------------------------------------------------
+def feature_map_table(input_shape, base_filters=64, depth=4):
+    """Rows ``(stage, height, width, filters)`` of the feature maps in order (lesson 01.2)."""
+    check_unet_config(input_shape, 1, base_filters, depth)
+    height, width, channels = input_shape
 
+    def row(stage, level):
+        return (stage, height >> level, width >> level, base_filters << level)
 
-def conv_block(x, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
-    """Two rounds of 3x3 Conv2D (same padding) -> BatchNormalization -> ReLU (lesson 02.2)."""
-    for _ in range(2):
-        x = layers.Conv2D(filters, 3, padding="same")(x)
-        x = layers.BatchNormalization(momentum=batchnorm_momentum)(x)
-        x = layers.Activation("relu")(x)
-    return x
-
-
-def encoder_block(x, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
-    """conv_block then 2x2 max pooling: ``(skip, pooled)``, skip for the decoder (lesson 02.3)."""
-    skip = conv_block(x, filters, batchnorm_momentum)
-    pooled = layers.MaxPooling2D(2)(skip)
-    return skip, pooled
+    encoder = [row(f"encoder {level + 1}", level) for level in range(depth)]
+    decoder = [row(f"decoder {level + 1}", level) for level in reversed(range(depth))]
+    return [("input", height, width, channels), *encoder, row("bridge", depth), *decoder]
 
 
-def decoder_block(x, skip, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
-    """Up by a 2x2 stride-2 Conv2DTranspose, concatenate ``skip``, then conv_block (lesson 02.4)."""
-    x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same")(x)
-    x = layers.Concatenate()([x, skip])
-    return conv_block(x, filters, batchnorm_momentum)
+def print_feature_map_table(input_shape, base_filters=64, depth=4):
+    """Print feature_map_table as aligned columns (lesson 01.2)."""
+    print(f"{'stage':<10} {'height':>6} {'width':>6} {'filters':>8}")
+    for stage, height, width, filters in feature_map_table(input_shape, base_filters, depth):
+        print(f"{stage:<10} {height:>6} {width:>6} {filters:>8}")
 
 
 def valid_sizes_near(size, depth):
@@ -126,6 +119,44 @@ def check_unet_config(input_shape, n_classes=1, base_filters=64, depth=4):
             )
 
 
+def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1):
+    """Draw the U: a box per level (size, filters), pooling, up-sampling and skips (lesson 01.5)."""
+    check_unet_config(input_shape, n_classes, base_filters, depth)
+    height, width, _ = input_shape
+    head = _head_activation(n_classes)
+    return support.draw_unet(height, width, base_filters, depth, f"{n_classes} ({head})")
+
+
+# --- Lesson 02: blocks as functions ---------------------------------------------------------------
+#: BatchNormalization's momentum (lesson 02.1): averages lag ``momentum / (1 - momentum)`` steps;
+#: Keras' 0.99 suits long runs, 0.9 a short CPU run (lesson 03, section 7).
+BATCHNORM_MOMENTUM = 0.9
+
+
+def conv_block(x, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
+    """Two rounds of 3x3 Conv2D (same padding) -> BatchNormalization -> ReLU (lesson 02.2)."""
+    for _ in range(2):
+        x = layers.Conv2D(filters, 3, padding="same")(x)
+        x = layers.BatchNormalization(momentum=batchnorm_momentum)(x)
+        x = layers.Activation("relu")(x)
+    return x
+
+
+def encoder_block(x, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
+    """conv_block then 2x2 max pooling: ``(skip, pooled)``, skip for the decoder (lesson 02.3)."""
+    skip = conv_block(x, filters, batchnorm_momentum)
+    pooled = layers.MaxPooling2D(2)(skip)
+    return skip, pooled
+
+
+def decoder_block(x, skip, filters, batchnorm_momentum=BATCHNORM_MOMENTUM):
+    """Up by a 2x2 stride-2 Conv2DTranspose, concatenate ``skip``, then conv_block (lesson 02.4)."""
+    x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same")(x)
+    x = layers.Concatenate()([x, skip])
+    return conv_block(x, filters, batchnorm_momentum)
+
+
+# --- Lesson 03: assemble and summarize ------------------------------------------------------------
 def build_unet(
     input_shape,
     n_classes=1,
@@ -149,6 +180,17 @@ def build_unet(
     return keras.Model(inputs, outputs, name=name)
 
 
+def multiply_adds(model):
+    """Multiply-adds of the convolutions of a model, for one image (lesson 03.3)."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):  # kernel applied per input pixel
+            total += np.prod(layer.kernel.shape) * layer.input.shape[1] * layer.input.shape[2]
+        elif isinstance(layer, keras.layers.Conv2D):  # kernel applied per output pixel
+            total += np.prod(layer.kernel.shape) * layer.output.shape[1] * layer.output.shape[2]
+    return int(total)
+
+
 def _head_activation(n_classes):
     """Sigmoid for one channel (binary), softmax for K >= 2 classes (one class per pixel)."""
     return "sigmoid" if n_classes == 1 else "softmax"
@@ -161,22 +203,6 @@ def training_setup(n_classes):
     activation = _head_activation(n_classes)
     loss = keras.losses.BinaryCrossentropy() if n_classes == 1 else SparseCategoricalCrossentropy()
     return {"activation": activation, "loss": loss, "metrics": segmentation_metrics(n_classes)}
-
-
-def mask_classes(n_classes):
-    """Label values in masks for a head of ``n_classes`` channels: 2 for 1, else K (lesson 04.5)."""
-    support.check_whole_number("n_classes", n_classes)
-    return 2 if n_classes == 1 else int(n_classes)
-
-
-def predicted_classes(probabilities, threshold=0.5):
-    """uint8 class ids ``(..., 1)`` of output ``(..., C)``: 1 channel thresholded, else argmax
-    (lesson 04.5)."""
-    probabilities = np.asarray(probabilities)
-    dtype = np.uint8 if probabilities.shape[-1] <= 256 else np.int64
-    if probabilities.shape[-1] == 1:
-        return (probabilities >= threshold).astype(dtype)
-    return np.argmax(probabilities, axis=-1, keepdims=True).astype(dtype)
 
 
 def compile_unet(model, learning_rate=1e-3, loss=None, clipnorm=None):
@@ -193,90 +219,21 @@ def compile_unet(model, learning_rate=1e-3, loss=None, clipnorm=None):
     return model
 
 
-def multiply_adds(model):
-    """Multiply-adds of the convolutions of a model, for one image (lesson 03.3)."""
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2DTranspose):  # kernel applied per input pixel
-            total += np.prod(layer.kernel.shape) * layer.input.shape[1] * layer.input.shape[2]
-        elif isinstance(layer, keras.layers.Conv2D):  # kernel applied per output pixel
-            total += np.prod(layer.kernel.shape) * layer.output.shape[1] * layer.output.shape[2]
-    return int(total)
+def segmentation_metrics(n_classes):
+    """Keras metrics: accuracy and foreground IoU (1 channel) or mean IoU (K) (lesson 03.8)."""
+    mask_classes(n_classes)  # validates n_classes
+    if n_classes == 1:
+        return [
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+            BinaryIoU(target_class_ids=[1], threshold=0.5, name="iou"),
+        ]
+    return [
+        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+        MeanIoU(num_classes=n_classes, sparse_y_true=True, sparse_y_pred=False, name="mean_iou"),
+    ]
 
 
-def feature_map_table(input_shape, base_filters=64, depth=4):
-    """Rows ``(stage, height, width, filters)`` of the feature maps in order (lesson 01.2)."""
-    check_unet_config(input_shape, 1, base_filters, depth)
-    height, width, channels = input_shape
-
-    def row(stage, level):
-        return (stage, height >> level, width >> level, base_filters << level)
-
-    encoder = [row(f"encoder {level + 1}", level) for level in range(depth)]
-    decoder = [row(f"decoder {level + 1}", level) for level in reversed(range(depth))]
-    return [("input", height, width, channels), *encoder, row("bridge", depth), *decoder]
-
-
-def print_feature_map_table(input_shape, base_filters=64, depth=4):
-    """Print feature_map_table as aligned columns (lesson 01.2)."""
-    print(f"{'stage':<10} {'height':>6} {'width':>6} {'filters':>8}")
-    for stage, height, width, filters in feature_map_table(input_shape, base_filters, depth):
-        print(f"{stage:<10} {height:>6} {width:>6} {filters:>8}")
-
-
-def plot_unet_diagram(input_shape, base_filters=64, depth=4, n_classes=1):
-    """Draw the U: a box per level (size, filters), pooling, up-sampling and skips (lesson 01.5)."""
-    check_unet_config(input_shape, n_classes, base_filters, depth)
-    height, width, _ = input_shape
-    head = _head_activation(n_classes)
-    return support.draw_unet(height, width, base_filters, depth, f"{n_classes} ({head})")
-
-
-# --- Data: loading, tiles, split, pictures (lessons 04-07) ----------------------------------------
-
-
-def normalize_image(image, channels=None, percentiles=(1.0, 99.8)):
-    """float32 (H, W, C) in [0, 1] between the image's percentiles (None: its type's maximum;
-    "auto": percentiles for grayscale only) (lesson 07.2); ``channels`` 1 or 3 converts. Dark
-    objects on a bright background stay dark: ``augmentation`` and ``PatchDataset`` teach both."""
-    array, maximum = support.image_array(image)
-    support.check_channels(channels)
-    gray = array.shape[-1] == 1 or bool(np.all(array == array[..., :1]))
-    if isinstance(percentiles, str):  # lesson 05: its colour classes keep absolute values
-        if percentiles != "auto":
-            raise ValueError(
-                f'percentiles must be (low, high), None or "auto"; got {percentiles!r}.'
-            )
-        percentiles = (1.0, 99.8) if gray else None
-    if channels == 1 and array.shape[-1] == 3:
-        array = array @ np.array([[0.299], [0.587], [0.114]], np.float32)  # luminance, as Pillow
-    elif channels == 3 and array.shape[-1] == 1:
-        array = np.repeat(array, 3, axis=-1)
-    if percentiles is None:
-        return np.clip(array / np.float32(maximum), 0.0, 1.0)
-    low, high = np.percentile(array, percentiles)
-    if not high > low:  # a flat image: nothing to scale
-        return np.zeros_like(array)
-    return np.clip((array - np.float32(low)) / np.float32(high - low), 0.0, 1.0)
-
-
-def bright_background(image):
-    """True for a grayscale image whose scaled median is above 0.5, such as dark nuclei in a
-    bright-field picture (lesson 07.2). Colour images: False."""
-    array = np.asarray(image)
-    if array.ndim == 3 and not np.all(array[..., :3] == array[..., :1]):
-        return False
-    return bool(np.median(normalize_image(array)) > 0.5)
-
-
-def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None):
-    """Full-resolution ``(images, masks, stems)`` (lesson 07.1): float32 images normalised by
-    ``normalize_image``, uint8 (H, W, 1) class ids; ``mask_values``: each class's value in files."""
-    support.check_channels(channels, (1, 3))
-    pictures, masks, stems = support.read_pairs(directory, n_classes, mask_values)
-    return [normalize_image(p, channels, percentiles) for p in pictures], masks, stems
-
-
+# --- Lesson 04: binary segmentation ---------------------------------------------------------------
 def cut_tiles(array, tile_size):
     """``tile_size`` tiles (n, tile_size, tile_size, ...) covering an array (lesson 04.1): none
     resized, small arrays reflect-padded, the last tiles overlapping their neighbours."""
@@ -303,6 +260,27 @@ def class_pixel_fractions(masks, n_classes):
     masks = support.check_class_ids(np.asarray(masks).ravel(), n_classes, labels)
     counts = np.bincount(masks.astype(np.int64), minlength=labels)
     return counts / max(counts.sum(), 1)
+
+
+def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_names=None):
+    """A row per example: image, true mask, (prediction, errors), overlay; the figure (lesson 04.1).
+    ``predictions`` may be probabilities or class ids."""
+    count = min(count, len(images))
+    truths = [np.asarray(mask)[..., 0] if np.ndim(mask) == 3 else mask for mask in masks[:count]]
+    predicted_ids = ious = None
+    if predictions is not None:
+        predicted_ids = np.asarray(predictions[:count])
+        if np.issubdtype(predicted_ids.dtype, np.floating):  # probabilities -> class ids
+            predicted_ids = predicted_classes(predicted_ids)
+        predicted_ids = predicted_ids[..., 0]
+        labels = mask_classes(n_classes)
+        ious = [
+            mean_iou(truth, found, labels, include_background=n_classes > 1)
+            for truth, found in zip(truths, predicted_ids, strict=True)
+        ]
+    return support.draw_examples(
+        images[:count], truths, predicted_ids, ious, n_classes, class_names
+    )
 
 
 def split_dataset(
@@ -340,44 +318,20 @@ def split_dataset(
     return splits
 
 
-def show_examples(images, masks, predictions=None, n_classes=1, count=4, class_names=None):
-    """A row per example: image, true mask, (prediction, errors), overlay; the figure (lesson 04.1).
-    ``predictions`` may be probabilities or class ids."""
-    count = min(count, len(images))
-    truths = [np.asarray(mask)[..., 0] if np.ndim(mask) == 3 else mask for mask in masks[:count]]
-    predicted_ids = ious = None
-    if predictions is not None:
-        predicted_ids = np.asarray(predictions[:count])
-        if np.issubdtype(predicted_ids.dtype, np.floating):  # probabilities -> class ids
-            predicted_ids = predicted_classes(predicted_ids)
-        predicted_ids = predicted_ids[..., 0]
-        labels = mask_classes(n_classes)
-        ious = [
-            mean_iou(truth, found, labels, include_background=n_classes > 1)
-            for truth, found in zip(truths, predicted_ids, strict=True)
-        ]
-    return support.draw_examples(
-        images[:count], truths, predicted_ids, ious, n_classes, class_names
-    )
+def mask_classes(n_classes):
+    """Label values in masks for a head of ``n_classes`` channels: 2 for 1, else K (lesson 04.5)."""
+    support.check_whole_number("n_classes", n_classes)
+    return 2 if n_classes == 1 else int(n_classes)
 
 
-# --- Metrics: confusion matrix, IoU, Dice, training metrics and losses, plots (lessons 04-06) -----
-
-
-def confusion_matrix(y_true, y_pred, n_labels):
-    """Pixel counts int64 ``(n_labels, n_labels)``, rows true, columns predicted (lesson 05.4): as
-    scikit-learn's, empty masks allowed, labels outside 0..n_labels-1 refused, not lost."""
-    support.check_whole_number("n_labels", n_labels)
-    y_true, y_pred = support.check_label_masks(y_true, y_pred, n_labels)
-    flat_index = y_true.astype(np.int64).ravel() * n_labels + y_pred.astype(np.int64).ravel()
-    counts = np.bincount(flat_index, minlength=n_labels * n_labels)
-    return counts.reshape(n_labels, n_labels).astype(np.int64)
-
-
-def pixel_accuracy(y_true, y_pred):
-    """Share of pixels whose predicted class is the true one, high for empty masks (lesson 06.2)."""
-    y_true, y_pred = support.check_label_masks(y_true, y_pred)
-    return float(np.mean(y_true == y_pred)) if y_true.size else float("nan")
+def predicted_classes(probabilities, threshold=0.5):
+    """uint8 class ids ``(..., 1)`` of output ``(..., C)``: 1 channel thresholded, else argmax
+    (lesson 04.5)."""
+    probabilities = np.asarray(probabilities)
+    dtype = np.uint8 if probabilities.shape[-1] <= 256 else np.int64
+    if probabilities.shape[-1] == 1:
+        return (probabilities >= threshold).astype(dtype)
+    return np.argmax(probabilities, axis=-1, keepdims=True).astype(dtype)
 
 
 def per_class_iou(y_true, y_pred, n_labels):
@@ -386,25 +340,6 @@ def per_class_iou(y_true, y_pred, n_labels):
     true_positives = np.diag(matrix)
     union = matrix.sum(axis=0) + matrix.sum(axis=1) - true_positives
     return support.ratio_or_nan(true_positives, union)
-
-
-def per_class_dice(y_true, y_pred, n_labels):
-    """Dice = 2 TP / (2 TP + FP + FN) per class (the F1 score), NaN as ``per_class_iou``
-    (lesson 06.3)."""
-    matrix = confusion_matrix(y_true, y_pred, n_labels)
-    true_positives = np.diag(matrix)
-    return support.ratio_or_nan(2 * true_positives, matrix.sum(axis=0) + matrix.sum(axis=1))
-
-
-def mean_iou(y_true, y_pred, n_labels, include_background=True):
-    """Mean of ``per_class_iou`` where it is defined, as ``keras.metrics.MeanIoU`` (lesson 06.3);
-    ``include_background=False`` leaves out class 0."""
-    iou = per_class_iou(y_true, y_pred, n_labels)
-    if not include_background:
-        if n_labels == 1:
-            raise ValueError("include_background=False with n_labels=1 leaves no class to mean.")
-        iou = iou[1:]
-    return support.nanmean_or_nan(iou)
 
 
 def per_image_iou(y_true, y_pred, class_id=1):
@@ -418,6 +353,17 @@ def per_image_iou(y_true, y_pred, class_id=1):
     intersection = np.sum(truth & predicted, axis=1)
     union = np.sum(truth | predicted, axis=1)
     return support.ratio_or_nan(intersection, union)
+
+
+# --- Lesson 05: multiclass ------------------------------------------------------------------------
+def confusion_matrix(y_true, y_pred, n_labels):
+    """Pixel counts int64 ``(n_labels, n_labels)``, rows true, columns predicted (lesson 05.4): as
+    scikit-learn's, empty masks allowed, labels outside 0..n_labels-1 refused, not lost."""
+    support.check_whole_number("n_labels", n_labels)
+    y_true, y_pred = support.check_label_masks(y_true, y_pred, n_labels)
+    flat_index = y_true.astype(np.int64).ravel() * n_labels + y_pred.astype(np.int64).ravel()
+    counts = np.bincount(flat_index, minlength=n_labels * n_labels)
+    return counts.reshape(n_labels, n_labels).astype(np.int64)
 
 
 def iou_table(y_true, y_pred, n_labels, class_names=None):
@@ -443,18 +389,35 @@ def iou_table(y_true, y_pred, n_labels, class_names=None):
     return "\n".join(lines)
 
 
-def segmentation_metrics(n_classes):
-    """Keras metrics: accuracy and foreground IoU (1 channel) or mean IoU (K) (lesson 03.8)."""
-    mask_classes(n_classes)  # validates n_classes
-    if n_classes == 1:
-        return [
-            keras.metrics.BinaryAccuracy(name="accuracy"),
-            BinaryIoU(target_class_ids=[1], threshold=0.5, name="iou"),
-        ]
-    return [
-        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-        MeanIoU(num_classes=n_classes, sparse_y_true=True, sparse_y_pred=False, name="mean_iou"),
-    ]
+def dice_loss(n_classes, smooth=1.0):
+    """Soft Dice loss for ``model.compile(loss=...)``: rare classes count as much (lesson 05.5)."""
+    return DiceLoss(n_classes, cross_entropy=False, smooth=smooth)
+
+
+def dice_cross_entropy_loss(n_classes, smooth=1.0):
+    """Cross-entropy (sparse categorical, or binary for 1 channel) plus soft Dice (lesson 05.5)."""
+    return DiceLoss(n_classes, cross_entropy=True, smooth=smooth)
+
+
+def class_frequency_weights(masks, n_classes):
+    """Median-frequency weight per class (0 if absent), the mean pixel weighing 1 (lesson 05.5)."""
+    if np.size(masks) == 0:
+        raise ValueError("masks are empty: there are no pixels to count.")
+    frequency = class_pixel_fractions(masks, n_classes)
+    present = frequency > 0
+    weights = np.zeros(len(frequency))
+    weights[present] = np.median(frequency[present]) / frequency[present]
+    return weights / np.sum(weights * frequency)
+
+
+def pixel_weights(masks, n_classes):
+    """float32 (N, H, W) weights of each pixel's class (``class_frequency_weights``), mean 1, for
+    ``model.fit(..., sample_weight=...)`` (lesson 05.5)."""
+    masks = np.asarray(masks)
+    weights = class_frequency_weights(masks, n_classes)
+    if masks.ndim == 4 and masks.shape[-1] == 1:
+        masks = masks[..., 0]
+    return weights[masks.astype(np.int64)].astype(np.float32)
 
 
 @keras.saving.register_keras_serializable(package="unet_helpers")
@@ -506,38 +469,79 @@ class DiceLoss(keras.losses.Loss):
         return {**super().get_config(), **own}
 
 
-def dice_loss(n_classes, smooth=1.0):
-    """Soft Dice loss for ``model.compile(loss=...)``: rare classes count as much (lesson 05.5)."""
-    return DiceLoss(n_classes, cross_entropy=False, smooth=smooth)
+# --- Lesson 06: accuracy versus IoU ---------------------------------------------------------------
+def pixel_accuracy(y_true, y_pred):
+    """Share of pixels whose predicted class is the true one, high for empty masks (lesson 06.2)."""
+    y_true, y_pred = support.check_label_masks(y_true, y_pred)
+    return float(np.mean(y_true == y_pred)) if y_true.size else float("nan")
 
 
-def dice_cross_entropy_loss(n_classes, smooth=1.0):
-    """Cross-entropy (sparse categorical, or binary for 1 channel) plus soft Dice (lesson 05.5)."""
-    return DiceLoss(n_classes, cross_entropy=True, smooth=smooth)
+def per_class_dice(y_true, y_pred, n_labels):
+    """Dice = 2 TP / (2 TP + FP + FN) per class (the F1 score), NaN as ``per_class_iou``
+    (lesson 06.3)."""
+    matrix = confusion_matrix(y_true, y_pred, n_labels)
+    true_positives = np.diag(matrix)
+    return support.ratio_or_nan(2 * true_positives, matrix.sum(axis=0) + matrix.sum(axis=1))
 
 
-def class_frequency_weights(masks, n_classes):
-    """Median-frequency weight per class (0 if absent), the mean pixel weighing 1 (lesson 05.5)."""
-    if np.size(masks) == 0:
-        raise ValueError("masks are empty: there are no pixels to count.")
-    frequency = class_pixel_fractions(masks, n_classes)
-    present = frequency > 0
-    weights = np.zeros(len(frequency))
-    weights[present] = np.median(frequency[present]) / frequency[present]
-    return weights / np.sum(weights * frequency)
+def mean_iou(y_true, y_pred, n_labels, include_background=True):
+    """Mean of ``per_class_iou`` where it is defined, as ``keras.metrics.MeanIoU`` (lesson 06.3);
+    ``include_background=False`` leaves out class 0."""
+    iou = per_class_iou(y_true, y_pred, n_labels)
+    if not include_background:
+        if n_labels == 1:
+            raise ValueError("include_background=False with n_labels=1 leaves no class to mean.")
+        iou = iou[1:]
+    return support.nanmean_or_nan(iou)
 
 
-def pixel_weights(masks, n_classes):
-    """float32 (N, H, W) weights of each pixel's class (``class_frequency_weights``), mean 1, for
-    ``model.fit(..., sample_weight=...)`` (lesson 05.5)."""
-    masks = np.asarray(masks)
-    weights = class_frequency_weights(masks, n_classes)
-    if masks.ndim == 4 and masks.shape[-1] == 1:
-        masks = masks[..., 0]
-    return weights[masks.astype(np.int64)].astype(np.float32)
+# --- Lesson 07: real images at full resolution ----------------------------------------------------
+def load_images(directory, n_classes=1, channels=3, percentiles=(1.0, 99.8), mask_values=None):
+    """Full-resolution ``(images, masks, stems)`` (lesson 07.1): float32 images normalised by
+    ``normalize_image``, uint8 (H, W, 1) class ids; ``mask_values``: each class's value in files."""
+    support.check_channels(channels, (1, 3))
+    pictures, masks, stems = support.read_pairs(directory, n_classes, mask_values)
+    return [normalize_image(p, channels, percentiles) for p in pictures], masks, stems
 
 
-# --- Real images at full resolution: patches, augmentation, tiled prediction (lesson 07) ----------
+def load_labels(directory, stems, masks):
+    """True objects per stem: ``labels/<stem>.*``, or without labels/, ``masks`` (lesson 07.1)."""
+    labels = support.read_labels(directory, stems, [mask.shape[:2] for mask in masks])
+    return labels or [count_objects(mask)[0].astype(np.int32) for mask in masks]
+
+
+def normalize_image(image, channels=None, percentiles=(1.0, 99.8)):
+    """float32 (H, W, C) in [0, 1] between the image's percentiles (None: its type's maximum;
+    "auto": percentiles for grayscale only) (lesson 07.2); ``channels`` 1 or 3 converts. Dark
+    objects on a bright background stay dark: ``augmentation`` and ``PatchDataset`` teach both."""
+    array, maximum = support.image_array(image)
+    support.check_channels(channels)
+    gray = array.shape[-1] == 1 or bool(np.all(array == array[..., :1]))
+    if isinstance(percentiles, str):  # lesson 05: its colour classes keep absolute values
+        if percentiles != "auto":
+            raise ValueError(
+                f'percentiles must be (low, high), None or "auto"; got {percentiles!r}.'
+            )
+        percentiles = (1.0, 99.8) if gray else None
+    if channels == 1 and array.shape[-1] == 3:
+        array = array @ np.array([[0.299], [0.587], [0.114]], np.float32)  # luminance, as Pillow
+    elif channels == 3 and array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    if percentiles is None:
+        return np.clip(array / np.float32(maximum), 0.0, 1.0)
+    low, high = np.percentile(array, percentiles)
+    if not high > low:  # a flat image: nothing to scale
+        return np.zeros_like(array)
+    return np.clip((array - np.float32(low)) / np.float32(high - low), 0.0, 1.0)
+
+
+def bright_background(image):
+    """True for a grayscale image whose scaled median is above 0.5, such as dark nuclei in a
+    bright-field picture (lesson 07.2). Colour images: False."""
+    array = np.asarray(image)
+    if array.ndim == 3 and not np.all(array[..., :3] == array[..., :1]):
+        return False
+    return bool(np.median(normalize_image(array)) > 0.5)
 
 
 def augmentation(rotation=True, contrast=0.6, seed=None):
@@ -624,51 +628,9 @@ class PatchDataset(keras.utils.PyDataset):
         self.epoch += 1
 
 
-def blending_window(tile_size):
-    """(tile_size, tile_size) weights, largest in the middle, never 0 at the edges (lesson 07.7)."""
-    ramp = np.sin(np.pi * (np.arange(tile_size) + 0.5) / tile_size) ** 2
-    return np.outer(ramp, ramp).astype(np.float32)
-
-
-def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, percentiles=(1.0, 99.8)):
-    """(H, W, K) probabilities of an image as read from its file, any size (lesson 07.6):
-    ``normalize_image``, then overlapping tiles, ``batch_size`` at a time, blended: no seams."""
-    tile_size = support.check_tiling(model, tile_size, overlap)
-    normalized = normalize_image(image, model.input_shape[-1], percentiles)
-    height, width = normalized.shape[:2]
-    stride = max(1, tile_size - int(round(tile_size * overlap)))
-    margin = (tile_size - stride) // 2  # the image's edge gets the centre of some tile
-    padded = np.pad(normalized, [(margin, margin), (margin, margin), (0, 0)], mode="reflect")
-    padded = support.pad_to_at_least(padded, tile_size)
-    tops, lefts = (support.tile_starts(length, tile_size, stride) for length in padded.shape[:2])
-    positions = [(top, left) for top in tops for left in lefts]
-    window = blending_window(tile_size)[..., None]
-    total = np.zeros(padded.shape[:2] + (int(model.output_shape[-1]),), np.float32)
-    weight = np.zeros(padded.shape[:2] + (1,), np.float32)
-    for start in range(0, len(positions), batch_size):
-        batch = positions[start : start + batch_size]
-        tiles = np.stack([padded[t : t + tile_size, s : s + tile_size] for t, s in batch])
-        tiles = np.pad(tiles, [(0, batch_size - len(batch))] + [(0, 0)] * 3)  # JAX: one shape
-        predicted = keras.ops.convert_to_numpy(model.predict_on_batch(tiles))[: len(batch)]
-        for (top, left), tile in zip(batch, predicted, strict=True):
-            total[top : top + tile_size, left : left + tile_size] += tile * window
-            weight[top : top + tile_size, left : left + tile_size] += window
-    return (total / weight)[margin : margin + height, margin : margin + width]
-
-
-def pooled_iou(masks, predictions, class_id=1):
-    """IoU of one class over all pixels of lists of masks and predicted class ids (lesson 07.6)."""
-    intersection = union = 0
-    for mask, predicted in zip(masks, predictions, strict=True):
-        truth, guess = np.asarray(mask) == class_id, np.asarray(predicted) == class_id
-        intersection += np.sum(truth & guess)
-        union += np.sum(truth | guess)
-    return float(intersection / union) if union else float("nan")
-
-
 class FullImageValidation(keras.callbacks.Callback):
     """Logs ``val_iou`` of whole validation images, as read from their files, after each epoch
-    (lesson 07.5): ``class_ids`` merged, at most ``max_pixels``. List it before their users."""
+    (lesson 07.5): ``class_ids`` merged, ``max_pixels`` at most (or one image); list it first."""
 
     def __init__(self, images, masks, class_ids=(1,), max_pixels=2_000_000, seed=0):
         super().__init__()
@@ -707,6 +669,48 @@ def refresh_batchnorm(model, patches, batches=20):
         layer.momentum = momentum
 
 
+def predict_tiled(model, image, tile_size=None, overlap=0.5, batch_size=8, percentiles=(1.0, 99.8)):
+    """(H, W, K) probabilities of an image as read from its file, any size (lesson 07.6):
+    ``normalize_image``, then overlapping tiles, ``batch_size`` at a time, blended: no seams."""
+    tile_size = support.check_tiling(model, tile_size, overlap)
+    normalized = normalize_image(image, model.input_shape[-1], percentiles)
+    height, width = normalized.shape[:2]
+    stride = max(1, tile_size - int(round(tile_size * overlap)))
+    margin = (tile_size - stride) // 2  # the image's edge gets the centre of some tile
+    padded = np.pad(normalized, [(margin, margin), (margin, margin), (0, 0)], mode="reflect")
+    padded = support.pad_to_at_least(padded, tile_size)
+    tops, lefts = (support.tile_starts(length, tile_size, stride) for length in padded.shape[:2])
+    positions = [(top, left) for top in tops for left in lefts]
+    window = blending_window(tile_size)[..., None]
+    total = np.zeros(padded.shape[:2] + (int(model.output_shape[-1]),), np.float32)
+    weight = np.zeros(padded.shape[:2] + (1,), np.float32)
+    for start in range(0, len(positions), batch_size):
+        batch = positions[start : start + batch_size]
+        tiles = np.stack([padded[t : t + tile_size, s : s + tile_size] for t, s in batch])
+        tiles = np.pad(tiles, [(0, batch_size - len(batch))] + [(0, 0)] * 3)  # JAX: one shape
+        predicted = keras.ops.convert_to_numpy(model.predict_on_batch(tiles))[: len(batch)]
+        for (top, left), tile in zip(batch, predicted, strict=True):
+            total[top : top + tile_size, left : left + tile_size] += tile * window
+            weight[top : top + tile_size, left : left + tile_size] += window
+    return (total / weight)[margin : margin + height, margin : margin + width]
+
+
+def pooled_iou(masks, predictions, class_id=1):
+    """IoU of one class over all pixels of lists of masks and predicted class ids (lesson 07.6)."""
+    intersection = union = 0
+    for mask, predicted in zip(masks, predictions, strict=True):
+        truth, guess = np.asarray(mask) == class_id, np.asarray(predicted) == class_id
+        intersection += np.sum(truth & guess)
+        union += np.sum(truth | guess)
+    return float(intersection / union) if union else float("nan")
+
+
+def blending_window(tile_size):
+    """(tile_size, tile_size) weights, largest in the middle, never 0 at the edges (lesson 07.7)."""
+    ramp = np.sin(np.pi * (np.arange(tile_size) + 0.5) / tile_size) ** 2
+    return np.outer(ramp, ramp).astype(np.float32)
+
+
 def count_objects(mask, min_size=0):
     """``(labels, count)`` of 8-connected foreground regions, under ``min_size`` dropped
     (lesson 07.9)."""
@@ -740,12 +744,6 @@ def split_touching(mask, min_distance=4, min_size=0):
     return labels, int(labels.max())
 
 
-def load_labels(directory, stems, masks):
-    """True objects per stem: ``labels/<stem>.*``, or without labels/, ``masks`` (lesson 07.1)."""
-    labels = support.read_labels(directory, stems, [mask.shape[:2] for mask in masks])
-    return labels or [count_objects(mask)[0].astype(np.int32) for mask in masks]
-
-
 def interior_boundary_mask(labels):
     """uint8 mask of instance labels (lesson 07.9): 0 background, 1 interior, 2 each object's
     inner boundary, so touching objects stay apart (the best 2018 Data Science Bowl entries)."""
@@ -757,12 +755,9 @@ def interior_boundary_mask(labels):
     return mask
 
 
-# --- From pixels to objects: matching, scoring, instances, export (lesson 08) ---------------------
-
+# --- Lesson 08: from pixels to objects ------------------------------------------------------------
 #: IoU thresholds of the 2018 Data Science Bowl score: 0.50, 0.55, ..., 0.95 (lesson 08.2).
 DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2).tolist())
-#: What became of a true object (``object_errors``), in this order of codes 1..4.
-_ERROR_KINDS = ("found", "merged", "split", "missed")
 
 
 def object_iou(true_labels, predicted_labels):
@@ -805,29 +800,6 @@ def object_scores(true_list, predicted_list, threshold=0.5):
         "pq": float(matched_iou / (tp + fp / 2 + fn / 2)) if tp + fp + fn else 1.0,
         "dsb": float(np.mean(dsb)),
         "count_error": float(np.median(count_error)),
-    }
-
-
-def object_errors(true_labels, predicted_labels, threshold=0.5):
-    """What became of each true object (``_ERROR_KINDS`` codes 1..4) (lesson 08.9), which predicted
-    objects are false, and a ``map`` of those codes (5: false)."""
-    overlaps = support.object_overlaps(true_labels, predicted_labels)
-    intersection, true_areas, predicted_areas, true, predicted = overlaps
-    iou = intersection / (true_areas[:, None] + predicted_areas[None, :] - intersection)
-    holds_half = intersection >= 0.5 * true_areas[:, None]  # true object half inside predicted
-    inside = intersection >= 0.5 * predicted_areas[None, :]  # predicted object mostly inside true
-    merged = (holds_half & (holds_half.sum(axis=0) >= 2)).any(axis=1)
-    split = inside.sum(axis=1) >= 2
-    kind = np.select([(iou > threshold).any(axis=1), merged, split], [1, 2, 3], default=4)
-    false = ~(iou > threshold).any(axis=0) & (intersection.sum(axis=0) < 0.5 * predicted_areas)
-    error_map = np.concatenate([[0], kind])[true].astype(np.uint8)
-    error_map[np.concatenate([[False], false])[predicted] & (true == 0)] = 5
-    return {
-        "true_kind": kind,
-        "true_area": true_areas,
-        "false": false,
-        "predicted_area": predicted_areas,
-        "map": error_map,
     }
 
 
@@ -891,6 +863,33 @@ def otsu_mask(image, sigma=1.0):
 def classical_instances(image, min_distance=6, min_size=10, sigma=1.0):
     """Objects with no network: ``otsu_mask`` then ``instances_from_mask`` (lesson 08.5)."""
     return instances_from_mask(otsu_mask(image, sigma), min_size, min_distance).astype(np.int32)
+
+
+#: What became of a true object (``object_errors``), in this order of codes 1..4.
+_ERROR_KINDS = ("found", "merged", "split", "missed")
+
+
+def object_errors(true_labels, predicted_labels, threshold=0.5):
+    """What became of each true object (``_ERROR_KINDS`` codes 1..4) (lesson 08.9), which predicted
+    objects are false, and a ``map`` of those codes (5: false)."""
+    overlaps = support.object_overlaps(true_labels, predicted_labels)
+    intersection, true_areas, predicted_areas, true, predicted = overlaps
+    iou = intersection / (true_areas[:, None] + predicted_areas[None, :] - intersection)
+    holds_half = intersection >= 0.5 * true_areas[:, None]  # true object half inside predicted
+    inside = intersection >= 0.5 * predicted_areas[None, :]  # predicted object half inside true
+    merged = (holds_half & (holds_half.sum(axis=0) >= 2)).any(axis=1)
+    split = inside.sum(axis=1) >= 2
+    kind = np.select([(iou > threshold).any(axis=1), merged, split], [1, 2, 3], default=4)
+    false = ~(iou > threshold).any(axis=0) & (intersection.sum(axis=0) < 0.5 * predicted_areas)
+    error_map = np.concatenate([[0], kind])[true].astype(np.uint8)
+    error_map[np.concatenate([[False], false])[predicted] & (true == 0)] = 5
+    return {
+        "true_kind": kind,
+        "true_area": true_areas,
+        "false": false,
+        "predicted_area": predicted_areas,
+        "map": error_map,
+    }
 
 
 def predict_instances(model, image, **settings):

@@ -40,7 +40,7 @@ def check_whole_number(name, value):
 
 
 def check_channels(channels, allowed=(None, 1, 3)):
-    """Raise a ValueError unless ``channels`` is 1 (grayscale) or 3 (RGB)."""
+    """Raise a ValueError unless ``channels`` is in ``allowed``: None, 1 (grayscale) or 3 (RGB)."""
     if channels not in allowed:
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB); got {channels!r}.")
 
@@ -182,7 +182,7 @@ def image_array(image):
     array = np.asarray(image)
     maximum = np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1.0
     if array.dtype.kind == "i" and array.max(initial=0) <= 65535:
-        maximum = 65535  # Pillow reads 16-bit PNGs as int32
+        maximum = 65535  # Pillow mode "I" (int32) holding 16-bit values
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
@@ -769,7 +769,7 @@ def _count_confusion(metric, y_true, y_pred, sample_weight=None):
     y_true = keras.ops.reshape(keras.ops.convert_to_tensor(y_true, metric.dtype), (-1,))
     y_pred = keras.ops.reshape(keras.ops.convert_to_tensor(y_pred, metric.dtype), (-1,))
     weights = 1 if sample_weight is None else keras.ops.convert_to_tensor(sample_weight)
-    weights = keras.ops.cast(weights, metric.dtype)  # int64 in Keras 3.15: weights are truncated
+    weights = keras.ops.cast(weights, metric.dtype)  # int in Keras 3.15.1: weights are truncated
     if len(weights.shape) > 1:
         weights = keras.ops.reshape(weights, (-1,))
     weights = keras.ops.broadcast_to(weights, keras.ops.shape(y_true))

@@ -22,9 +22,10 @@ from notebook_paths import LESSONS
 
 # Edited parameter sets, keyed by the lesson's two-digit prefix. Every lesson needs a set here
 # (test_every_lesson_has_sweeps): a new lesson adds an entry. Kept small for a 2-core CPU; strict
-# nbval already runs every lesson with its defaults. Each set runs once: lesson 04's on a student's
-# folder (below), 03's and 05's in the browser (test_browser.py), 07's on a student's folder on
-# PyTorch and 08's on a folder without labels/ on JAX (test_backends.py), the others here.
+# nbval already runs every lesson with its defaults. Each set runs once: 03's and 05's in the
+# browser (test_browser.py), 07's on a student's folder on PyTorch and 08's on a folder without
+# labels/ on JAX (test_backends.py), the others in test_parameter_sweeps.py (04's on a student's
+# folder, written below).
 ELSEWHERE = {
     "03": "test_browser",
     "04": "test_parameter_sweeps",
@@ -65,7 +66,7 @@ SWEEPS["08"] = SWEEPS["07"]  # lesson 07's small network, on a folder without la
 
 
 def run_scratch_copy(number, root, parameters):
-    """Run a copy of lesson ``number`` in root/notebooks: its ../data and ../models are scratch."""
+    """Run a copy of lesson ``number`` in root/notebooks: its ../data (models too) is scratch."""
     lesson = next(path for path in LESSONS if path.name.startswith(f"{number}_"))
     workdir = root / "notebooks"
     workdir.mkdir()
@@ -149,7 +150,7 @@ def write_large_mixed_folder(folder, count=8):
     (folder / "images").mkdir(parents=True)
     (folder / "masks").mkdir()
     rng = np.random.default_rng(11)
-    sizes = [(450, 300), (700, 520), (260, 900), (100, 120)]  # width x height, one below a tile
+    sizes = [(450, 300), (700, 520), (260, 900), (100, 120)]  # width x height, one under 128 px
     for index in range(count):
         width, height = sizes[index % len(sizes)]
         side = 128 * -(-max(width, height) // 128)

@@ -1,4 +1,4 @@
-"""What a student does: open each lesson in real JupyterLab in a browser, Run All, read the result.
+"""What a student does: open lessons in real JupyterLab in a browser, run them, read the result.
 
 JupyterLab serves a scratch copy of notebooks/ on 127.0.0.1 (random token, free port) so autosave
 never touches the committed files; Playwright drives the system's Chromium (Debian's package,
@@ -121,7 +121,7 @@ def open_lesson(browser, lab, name):
 
 
 def wait_for_idle(page, timeout=60):
-    """Wait until the notebook's kernel reports idle in the toolbar's execution indicator."""
+    """Wait until the notebook's kernel reports idle (JupyterLab's sessionContext)."""
     page.wait_for_function(
         """() => {
             const panel = window.jupyterapp.shell.currentWidget;

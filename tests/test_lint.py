@@ -122,6 +122,31 @@ def test_each_public_definition_is_tagged_with_the_lesson_the_contents_list_file
     assert {tags[name][0] for name in public_names()} <= lessons, "a tag names no lesson"
 
 
+def test_unet_helpers_is_in_lesson_order_under_a_banner_per_lesson():
+    """Its definitions follow their tags' (lesson, section) order, each under its lesson's
+    ``# --- Lesson NN`` line: a student who reads on from a name reaches the next section's."""
+    tags, lines = definition_tags(), inspect.getsource(uh).split("\n")
+    banners = [
+        (number, line[13:15])
+        for number, line in enumerate(lines, 1)
+        if line.startswith("# --- Lesson ")
+    ]
+    assert [lesson for _, lesson in banners] == sorted({path.name[:2] for path in LESSONS})
+    found, previous = [], ("00", 0)
+    for node in ast.parse("\n".join(lines)).body:
+        names = [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else []
+        names += [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        for name in names:
+            if not tags.get(name):
+                continue  # a private helper, just above its user
+            tag = (tags[name][0], tags[name][1] or 0)
+            under = [lesson for line, lesson in banners if line < node.lineno][-1:]
+            if tag < previous or under != [tag[0]]:
+                found.append(f"{name} {tag} after {previous}, under banner {under}")
+            previous = max(previous, tag)
+    assert found == [], "move these to their lesson's part, in section order"
+
+
 def test_each_tag_names_the_section_that_introduces_the_name():
     """The section of "(lesson NN.S)" is the first of lesson NN whose code calls ``uh.name``, else
     the first whose text or code names it, else that of the name it serves in the contents list."""
