@@ -1,6 +1,7 @@
 """ruff is clean on the helpers, the tests and the lessons (it reads .ipynb directly), and the
 contents list of unet_helpers' docstring is complete and agrees with each definition's tag, and
-each tag names the section of its lesson that introduces the name."""
+each tag names the section of its lesson that introduces the name, and unet_helpers is in the
+order of its tags."""
 
 import ast
 import inspect
